@@ -1,0 +1,74 @@
+# recops: one entry point for set-up, the demo, tests and benchmarks.
+#
+# The Python environment lives in a cache outside the repository, keyed by the
+# lock file, so every clone on a machine shares one install of torch.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+CACHE_DIR ?= $(HOME)/.cache/recops
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
+VENV ?= $(CACHE_DIR)/venv-$(LOCK_HASH)
+PY := $(VENV)/bin/python
+GEN := build/gen
+PROTOS := $(wildcard proto/recops/v1/*.proto)
+
+export RECOPS_CACHE_DIR := $(CACHE_DIR)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/services:$(CURDIR)/$(GEN)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup venv proto kafka-up kafka-down kafka-status kafka-destroy \
+	test test-unit test-integration test-rules demo lint typecheck \
+	bench-ingest bench-train bench-inference clean
+
+setup: venv proto
+	@$(PYTHON) deploy/kafka/cluster.py fetch
+
+venv: $(VENV)/.complete
+
+$(VENV)/.complete: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.lock
+	touch $@
+
+proto: $(GEN)/.complete
+
+$(GEN)/.complete: $(PROTOS) | venv
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$(GEN) --pyi_out=$(GEN) \
+		--grpc_python_out=$(GEN) $(PROTOS)
+	touch $@
+
+kafka-up: setup
+	$(PYTHON) deploy/kafka/cluster.py start
+	$(PY) -m eventbus create-topics
+
+kafka-down:
+	$(PYTHON) deploy/kafka/cluster.py stop
+
+kafka-status:
+	$(PYTHON) deploy/kafka/cluster.py status
+
+kafka-destroy:
+	$(PYTHON) deploy/kafka/cluster.py destroy
+
+demo: setup
+	$(PY) -m demo
+
+test: setup
+	$(PY) -m pytest
+
+test-unit: setup
+	$(PY) -m pytest -m "not integration"
+
+test-integration: setup
+	$(PY) -m pytest -m integration
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m mypy eventbus services
+
+clean:
+	rm -rf build reports .state

@@ -1,0 +1,65 @@
+"""Where the Kafka cluster is, read once from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    """Connection settings every service shares.
+
+    ``RECOPS_KAFKA_BOOTSTRAP`` lists the brokers; ``RECOPS_TOPIC_PREFIX``
+    lets several deployments (or test runs) share one cluster.
+    """
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = "recops."
+    client_id: str = "recops"
+
+    @classmethod
+    def from_env(
+        cls, client_id: str, env: Mapping[str, str] | None = None
+    ) -> KafkaSettings:
+        env = os.environ if env is None else env
+        return cls(
+            bootstrap_servers=env.get("RECOPS_KAFKA_BOOTSTRAP", DEFAULT_BOOTSTRAP),
+            topic_prefix=env.get("RECOPS_TOPIC_PREFIX", "recops."),
+            client_id=client_id,
+        )
+
+    def topic(self, topic: str) -> str:
+        """The full name of one of the project's topics in this deployment."""
+        return self.topic_prefix + topic
+
+    def producer_config(self, **overrides: object) -> dict[str, object]:
+        """An idempotent producer that waits for all in-sync replicas."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "message.timeout.ms": 120_000,
+            **overrides,
+        }
+
+    def consumer_config(self, group_id: str, **overrides: object) -> dict[str, object]:
+        """A consumer that commits only what the caller says it finished."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            **overrides,
+        }
+
+    def admin_config(self) -> dict[str, object]:
+        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}

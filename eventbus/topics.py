@@ -1,0 +1,112 @@
+"""The topics recops services talk through, and how they are created.
+
+Every topic is replicated three times and refuses writes with fewer than two
+in-sync replicas, so an acknowledged event survives the loss of one broker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import time
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+logger = logging.getLogger(__name__)
+
+
+class Topic(enum.StrEnum):
+    """Topic names, before the deployment's prefix."""
+
+    BEHAVIOUR_EVENTS = "behaviour-events"
+    INGESTED_EVENTS = "ingested-events"
+    DEAD_LETTER = "behaviour-events.dead-letter"
+    USER_PROFILES = "user-profiles"
+    SERVED_RECOMMENDATIONS = "served-recommendations"
+    MODEL_READY = "model-ready"
+    ALERTS = "alerts"
+    DRILL_COMMANDS = "drill-commands"
+    DRILL_RESULTS = "drill-results"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TopicSpec:
+    """How one topic is laid out on the cluster."""
+
+    topic: Topic
+    partitions: int
+    replication_factor: int = 3
+    config: tuple[tuple[str, str], ...] = ()
+
+    def new_topic(self, prefix: str) -> NewTopic:
+        config = {"min.insync.replicas": "2", **dict(self.config)}
+        return NewTopic(
+            prefix + self.topic.value,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=config,
+        )
+
+
+COMPACTED = (("cleanup.policy", "compact"),)
+
+TOPIC_SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec(topic=Topic.BEHAVIOUR_EVENTS, partitions=6),
+    TopicSpec(topic=Topic.INGESTED_EVENTS, partitions=6),
+    TopicSpec(topic=Topic.DEAD_LETTER, partitions=3),
+    TopicSpec(topic=Topic.USER_PROFILES, partitions=6, config=COMPACTED),
+    TopicSpec(topic=Topic.SERVED_RECOMMENDATIONS, partitions=6),
+    TopicSpec(topic=Topic.MODEL_READY, partitions=1),
+    TopicSpec(topic=Topic.ALERTS, partitions=1),
+    TopicSpec(topic=Topic.DRILL_COMMANDS, partitions=1),
+    TopicSpec(topic=Topic.DRILL_RESULTS, partitions=1),
+)
+
+
+def ensure_topics(
+    admin: AdminClient,
+    prefix: str,
+    specs: tuple[TopicSpec, ...] = TOPIC_SPECS,
+    *,
+    timeout_s: float = 60.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    Retries while the cluster is still electing its controller or waiting for
+    enough brokers to place three replicas.
+    """
+    deadline = time.monotonic() + timeout_s
+    created: list[str] = []
+    pending = list(specs)
+    while pending:
+        futures = admin.create_topics(
+            [spec.new_topic(prefix) for spec in pending], operation_timeout=30
+        )
+        retry: list[TopicSpec] = []
+        for spec, (name, future) in zip(pending, futures.items(), strict=True):
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                if not error.retriable() and error.code() not in _WAIT_FOR_BROKERS:
+                    raise
+                logger.warning("topic %s not created yet: %s", name, error.str())
+                retry.append(spec)
+        if retry and time.monotonic() > deadline:
+            raise TimeoutError(f"topics not created within {timeout_s}s: {retry}")
+        if retry:
+            time.sleep(1.0)
+        pending = retry
+    return created
+
+
+_WAIT_FOR_BROKERS = {
+    KafkaError.INVALID_REPLICATION_FACTOR,
+    KafkaError.NOT_CONTROLLER,
+    KafkaError.REQUEST_TIMED_OUT,
+}
