@@ -52,7 +52,7 @@ kafka-destroy:
 	$(PYTHON) deploy/kafka/cluster.py destroy
 
 demo: setup
-	$(PY) -m demo
+	$(PY) deploy/local/demo.py
 
 test: setup
 	$(PY) -m pytest

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +36,10 @@ class LocalCluster:
     def run(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, str(CLUSTER_SCRIPT), *args],
-            env=self.env, check=True, capture_output=True, text=True,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return result.stdout
 
@@ -47,6 +51,24 @@ class LocalCluster:
 
     def start_node(self, node_id: int) -> None:
         self.run("start-node", str(node_id))
+
+    def wait_until_whole(self, timeout_s: float = 90.0) -> None:
+        """Wait until every node is back and every partition fully in sync."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            metadata = admin.list_topics(timeout=10)
+            partitions = [
+                partition
+                for topic in metadata.topics.values()
+                for partition in topic.partitions.values()
+            ]
+            if len(metadata.brokers) == 3 and all(
+                len(p.isrs) == len(p.replicas) for p in partitions
+            ):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"cluster not whole after {timeout_s}s")
 
     def status(self) -> dict[str, object]:
         return json.loads(self.run("status"))  # type: ignore[no-any-return]
@@ -61,9 +83,7 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         "RECOPS_STATE_DIR": str(state_dir),
     }
     cluster = LocalCluster(
-        bootstrap_servers=",".join(
-            f"127.0.0.1:{TEST_PORT_BASE + n}" for n in range(3)
-        ),
+        bootstrap_servers=",".join(f"127.0.0.1:{TEST_PORT_BASE + n}" for n in range(3)),
         env=env,
     )
     try:

@@ -11,10 +11,7 @@ def test_project_topics_have_three_replicas_and_two_in_sync_minimum(
     names = [kafka_settings.topic(spec.topic) for spec in TOPIC_SPECS]
 
     metadata = admin.list_topics(timeout=10)
-    resources = [
-        ConfigResource("topic", name)
-        for name in names
-    ]
+    resources = [ConfigResource("topic", name) for name in names]
     configs = {
         resource.name: future.result()
         for resource, future in admin.describe_configs(resources).items()

@@ -39,8 +39,11 @@ def test_a_record_without_content_type_is_read_as_protobuf() -> None:
         (b"", None, "empty_payload"),
         (None, None, "empty_payload"),
         (b"\xff\xfe{", [("content-type", b"application/json")], "invalid_utf8"),
-        (b'{"quantity": "many"}', [("content-type", b"application/json")],
-         "invalid_json"),
+        (
+            b'{"quantity": "many"}',
+            [("content-type", b"application/json")],
+            "invalid_json",
+        ),
         (b"\x0a\x10abc", None, "invalid_protobuf"),
         (b"{}", [("content-type", b"text/csv")], "unknown_content_type"),
     ],
