@@ -1,0 +1,34 @@
+"""What can go wrong in ingest, split by how a caller should react.
+
+IngestError                 root; ``retriable`` says whether to try again
+├── ConfigurationError      a setting is wrong: fix it and restart
+├── BrokerError             the cluster did not answer in time: retry
+├── TransactionFencedError  another instance took over our transactional id
+└── SnapshotError           a snapshot could not be read or written
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Root of every error the ingest service raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigurationError(IngestError):
+    """A setting is missing or out of range."""
+
+
+class BrokerError(IngestError):
+    """The cluster did not answer in time; trying again may succeed."""
+
+    retriable = True
+
+
+class TransactionFencedError(IngestError):
+    """Another instance now owns this transactional id; this one must stop."""
+
+
+class SnapshotError(IngestError):
+    """The training snapshot could not be read from the topic or written."""

@@ -1,0 +1,153 @@
+"""The ingest service's settings, read once from ``RECOPS_INGEST_*``."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from eventbus import KafkaSettings
+from ingest.errors import ConfigurationError
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENT_ID = "recops-ingest"
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class EventTimeMode(enum.StrEnum):
+    """Which event times ingest believes.
+
+    ``live`` accepts only recent events; ``backfill`` also accepts historical
+    ones, as a replay of past orders sends.
+    """
+
+    LIVE = "live"
+    BACKFILL = "backfill"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IngestSettings:
+    """Everything the ingest service and the snapshot writer can be told."""
+
+    kafka: KafkaSettings
+    group_id: str = "recops-ingest"
+    transactional_id: str = "recops-ingest-0"
+    metrics_port: int = 9101
+    batch_max_events: int = 5000
+    batch_wait_seconds: float = 0.2
+    event_time_mode: EventTimeMode = EventTimeMode.BACKFILL
+    max_event_age_seconds: float = 7 * 86_400.0
+    max_future_skew_seconds: float = 300.0
+    earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    state_dir: Path = REPO / ".state"
+    snapshot_timeout_seconds: float = 300.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        """Read the settings; a value that does not parse is a ConfigurationError."""
+        env = os.environ if env is None else env
+        kafka = KafkaSettings.from_env(client_id=CLIENT_ID, env=env)
+        read = _Reader(env, prefix="RECOPS_INGEST_")
+        settings = cls(
+            kafka=kafka,
+            group_id=read.text("GROUP_ID", cls.group_id),
+            transactional_id=read.text(
+                "TRANSACTIONAL_ID", f"{kafka.topic_prefix}recops-ingest-0"
+            ),
+            metrics_port=read.integer("METRICS_PORT", cls.metrics_port),
+            batch_max_events=read.integer("BATCH_MAX_EVENTS", cls.batch_max_events),
+            batch_wait_seconds=read.number(
+                "BATCH_WAIT_SECONDS", cls.batch_wait_seconds
+            ),
+            event_time_mode=read.choice(
+                "EVENT_TIME_MODE", EventTimeMode, cls.event_time_mode
+            ),
+            max_event_age_seconds=read.number(
+                "MAX_EVENT_AGE_SECONDS", cls.max_event_age_seconds
+            ),
+            max_future_skew_seconds=read.number(
+                "MAX_FUTURE_SKEW_SECONDS", cls.max_future_skew_seconds
+            ),
+            earliest_event_time=read.instant(
+                "EARLIEST_EVENT_TIME", cls.earliest_event_time
+            ),
+            state_dir=Path(env.get("RECOPS_STATE_DIR", str(cls.state_dir))),
+            snapshot_timeout_seconds=read.number(
+                "SNAPSHOT_TIMEOUT_SECONDS", cls.snapshot_timeout_seconds
+            ),
+            log_level=read.text("LOG_LEVEL", cls.log_level),
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values no deployment could mean."""
+        if self.batch_max_events < 1:
+            raise ConfigurationError("RECOPS_INGEST_BATCH_MAX_EVENTS must be >= 1")
+        if self.batch_wait_seconds <= 0:
+            raise ConfigurationError("RECOPS_INGEST_BATCH_WAIT_SECONDS must be > 0")
+        if not 0 <= self.metrics_port <= 65_535:
+            raise ConfigurationError("RECOPS_INGEST_METRICS_PORT must be a port")
+        if not self.transactional_id:
+            raise ConfigurationError("RECOPS_INGEST_TRANSACTIONAL_ID is empty")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Reader:
+    env: Mapping[str, str]
+    prefix: str
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(self.prefix + name, default)
+
+    def integer(self, name: str, default: int) -> int:
+        raw = self.env.get(self.prefix + name)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.prefix}{name}={raw!r} is not an integer"
+            ) from None
+
+    def number(self, name: str, default: float) -> float:
+        raw = self.env.get(self.prefix + name)
+        if raw is None:
+            return default
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.prefix}{name}={raw!r} is not a number"
+            ) from None
+
+    def choice(self, name: str, kind: type[E], default: E) -> E:
+        raw = self.env.get(self.prefix + name)
+        if raw is None:
+            return default
+        try:
+            return kind(raw.strip().lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise ConfigurationError(
+                f"{self.prefix}{name}={raw!r} is not one of {allowed}"
+            ) from None
+
+    def instant(self, name: str, default: datetime) -> datetime:
+        raw = self.env.get(self.prefix + name)
+        if raw is None:
+            return default
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.prefix}{name}={raw!r} is not ISO 8601"
+            ) from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,159 @@
+"""Sort consumed records into ingested events and dead letters.
+
+Pure: it reads records and returns the records to write, so the service loop
+owns every side effect and tests need no cluster.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from confluent_kafka import Message
+
+from eventbus.codec import CONTENT_TYPE_HEADER, ContentType, DecodeError, decode
+from eventbus.contracts import BehaviourEvent, DeadLetter
+from ingest.classification import ItemKind, Oddity, classify
+from ingest.validation import EventTimeWindow, Refusal, check_event
+
+ITEM_KIND_HEADER = "item-kind"
+RecordHeaders = list[tuple[str, str | bytes | None]]
+_PROTOBUF_HEADER = (CONTENT_TYPE_HEADER, ContentType.PROTOBUF.value.encode())
+_ITEM_KIND_HEADERS: dict[ItemKind, RecordHeaders] = {
+    kind: [_PROTOBUF_HEADER, (ITEM_KIND_HEADER, kind.value.encode())]
+    for kind in ItemKind
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """One record to write: an ingested event or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: RecordHeaders
+
+
+@dataclasses.dataclass
+class BatchTally:
+    """What one batch held, for metrics and logs."""
+
+    consumed: int = 0
+    accepted: collections.Counter[ItemKind] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    dead_lettered: collections.Counter[str] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+    classified: collections.Counter[Oddity] = dataclasses.field(
+        default_factory=collections.Counter
+    )
+
+    def add(self, other: BatchTally) -> None:
+        """Fold another tally into this one."""
+        self.consumed += other.consumed
+        self.accepted.update(other.accepted)
+        self.dead_lettered.update(other.dead_lettered)
+        self.classified.update(other.classified)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Triage:
+    """Decides, record by record, where each consumed record goes."""
+
+    ingested_topic: str
+    dead_letter_topic: str
+    window: EventTimeWindow
+    clock: Callable[[], float] = time.time
+
+    def sort(
+        self, records: Iterable[Message]
+    ) -> tuple[list[OutgoingRecord], BatchTally]:
+        """The records to write for a batch, in input order, and its tally."""
+        earliest_s, latest_s = self.window.bounds(self.clock())
+        outgoing: list[OutgoingRecord] = []
+        tally = BatchTally()
+        for record in records:
+            tally.consumed += 1
+            value = record.value()
+            try:
+                event = decode(BehaviourEvent, value, header_pairs(record))
+            except DecodeError as exc:
+                refusal: Refusal | None = Refusal(exc.reason, exc.detail)
+            else:
+                refusal = check_event(event, earliest_s=earliest_s, latest_s=latest_s)
+            if refusal is not None:
+                tally.dead_lettered[refusal.reason] += 1
+                outgoing.append(self._dead_letter(record, refusal))
+                continue
+            classification = classify(event)
+            tally.accepted[classification.item_kind] += 1
+            tally.classified.update(classification.oddities)
+            outgoing.append(
+                OutgoingRecord(
+                    topic=self.ingested_topic,
+                    key=(event.user_id or event.session_id).encode(),
+                    value=event.SerializeToString(),
+                    headers=_ITEM_KIND_HEADERS[classification.item_kind],
+                )
+            )
+        return outgoing, tally
+
+    def _dead_letter(self, record: Message, refusal: Refusal) -> OutgoingRecord:
+        letter = DeadLetter(
+            reason=refusal.reason,
+            detail=refusal.detail[:1000],
+            original_value=record.value() or b"",
+            original_key=record.key() or b"",
+            source_topic=record.topic() or "",
+            source_partition=_or_minus_one(record.partition()),
+            source_offset=_or_minus_one(record.offset()),
+        )
+        letter.refused_at.FromNanoseconds(int(self.clock() * 1e9))
+        return OutgoingRecord(
+            topic=self.dead_letter_topic,
+            key=record.key(),
+            value=letter.SerializeToString(),
+            headers=[_PROTOBUF_HEADER],
+        )
+
+
+def header_pairs(record: Message) -> RecordHeaders:
+    """A record's headers as (name, value) pairs, whatever form they came in."""
+    headers = record.headers()
+    if headers is None:
+        return []
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return headers
+
+
+def _or_minus_one(number: int | None) -> int:
+    return -1 if number is None else number
+
+
+def batch_offsets(records: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """For each partition in a batch, the offset to commit: last one + 1."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        if topic is None or partition is None or offset is None:
+            continue
+        key = (topic, partition)
+        offsets[key] = max(offsets.get(key, -1), offset + 1)
+    return offsets
+
+
+def batch_starts(records: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """For each partition in a batch, the first offset it holds."""
+    starts: dict[tuple[str, int], int] = {}
+    for record in records:
+        topic, partition, offset = record.topic(), record.partition(), record.offset()
+        if topic is None or partition is None or offset is None:
+            continue
+        key = (topic, partition)
+        starts[key] = min(starts.get(key, offset), offset)
+    return starts
