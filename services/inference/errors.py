@@ -1,0 +1,61 @@
+"""What can go wrong in inference, split by how a caller should react.
+
+InferenceError          root; ``retriable`` says whether to try again
+├── SettingsError       a setting cannot be read; fix the environment
+├── InvalidRequestError the caller asked for something malformed; fix the request
+├── NotReadyError       nothing to answer with yet; retry shortly
+├── UnsupportedError    the method is not served by this version
+└── ArtifactRejectedError a model artifact failed a check; keep serving what runs
+
+gRPC status codes for these are chosen in one place,
+:func:`inference.service.status_code_of`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class InferenceError(Exception):
+    """Root of every error the inference service raises on purpose."""
+
+    retriable: bool = False
+
+
+class SettingsError(InferenceError):
+    """An environment variable holds a value the service cannot use."""
+
+
+class InvalidRequestError(InferenceError):
+    """A request breaks the API's rules, such as ``k`` outside 1..100."""
+
+
+class NotReadyError(InferenceError):
+    """Neither a model nor any purchase is known yet, so nothing can be ranked."""
+
+    retriable = True
+
+
+class UnsupportedError(InferenceError):
+    """The method exists in the API but this version does not serve it."""
+
+
+class RejectionReason(enum.StrEnum):
+    """Why an artifact was refused; a bounded label for metrics."""
+
+    UNSUPPORTED_URI = "unsupported_uri"
+    MISSING = "missing"
+    SIZE_MISMATCH = "size_mismatch"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    UNREADABLE = "unreadable"
+    INVALID_METADATA = "invalid_metadata"
+    SMOKE_TEST_FAILED = "smoke_test_failed"
+
+
+class ArtifactRejectedError(InferenceError):
+    """A model artifact is missing, damaged or misbehaves; it must not serve."""
+
+    def __init__(self, reason: RejectionReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail

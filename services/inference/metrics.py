@@ -1,0 +1,68 @@
+"""The inference service's Prometheus metrics, registered on a registry passed in."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS_SECONDS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class InferenceMetrics:
+    """Every metric the inference service exposes."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "recops_inference_requests",
+            "gRPC requests answered, by method and status code.",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.request_duration_seconds = Histogram(
+            "recops_inference_request_duration_seconds",
+            "Time from receiving a request to having its answer, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.serving_model = Info(
+            "recops_inference_serving_model",
+            "The model version answering requests; popularity until one loads.",
+            registry=registry,
+        )
+        self.model_loads = Counter(
+            "recops_inference_model_loads",
+            "Announced model versions tried, by outcome (loaded or why refused).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "recops_inference_fallbacks",
+            "Recommend answers that popularity gave instead of the model.",
+            ["reason"],
+            registry=registry,
+        )
+        self.history_events = Counter(
+            "recops_inference_history_events",
+            "Ingested events read for purchase history, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.history_users = Gauge(
+            "recops_inference_history_users",
+            "Shoppers with at least one remembered purchase.",
+            registry=registry,
+        )
+        self.serving_model.info({"model_name": "", "version": "popularity"})

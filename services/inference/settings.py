@@ -1,0 +1,75 @@
+"""The inference service's settings, read once from ``RECOPS_INFERENCE_*``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+from inference.errors import SettingsError
+
+PREFIX = "RECOPS_INFERENCE_"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InferenceSettings:
+    """How the inference service listens, remembers and scores.
+
+    ``grpc_port`` and ``metrics_port`` 0 pick a free port. ``history_max_items``
+    is how many recent purchases are kept per shopper. ``device`` ``auto``
+    scores on CUDA when torch sees a GPU, else on the CPU.
+    """
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9103
+    model_name: str = "sequential-recommender"
+    history_max_items: int = 50
+    device: str = "auto"
+    scoring_threads: int = 2
+    poll_timeout_seconds: float = 0.5
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> InferenceSettings:
+        """Read every setting from ``RECOPS_INFERENCE_<NAME>``, default if unset."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field.name, field.type, raw)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse values the service cannot work with."""
+        for name in ("grpc_port", "metrics_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise SettingsError(f"{name} must be within 0..65535, got {port}")
+        if self.history_max_items < 1:
+            raise SettingsError("history_max_items must be at least 1")
+        if self.scoring_threads < 1:
+            raise SettingsError("scoring_threads must be at least 1")
+        if self.device not in DEVICES:
+            raise SettingsError(f"device must be one of {DEVICES}, got {self.device}")
+        if self.poll_timeout_seconds <= 0:
+            raise SettingsError("poll_timeout_seconds must be positive")
+        if self.shutdown_grace_seconds < 0:
+            raise SettingsError("shutdown_grace_seconds must not be negative")
+
+
+def _parse(name: str, kind: object, raw: str) -> object:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
+    return raw

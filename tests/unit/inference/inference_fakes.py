@@ -1,0 +1,148 @@
+"""Small catalogues, scorers, modules and records for the inference tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+from inference.artifact import ArtifactMetadata
+from inference.model import ServingModel
+from prometheus_client import CollectorRegistry
+
+from eventbus import encode
+from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
+
+# Real stock codes and descriptions from the retail data.
+ITEM_IDS = ("", "85123A", "71053", "84406B", "84029G", "84029E", "22752", "21730")
+DESCRIPTIONS = (
+    "",
+    "WHITE HANGING HEART T-LIGHT HOLDER",
+    "WHITE METAL LANTERN",
+    "CREAM CUPID HEARTS COAT HANGER",
+    "KNITTED UNION FLAG HOT WATER BOTTLE",
+    "RED WOOLLY HOTTIE WHITE HEART.",
+    "SET 7 BABUSHKA NESTING BOXES",
+    "GLASS STAR FROSTED T-LIGHT HOLDER",
+)
+MAX_LEN = 4
+
+ArtifactMaker = Callable[..., ModelReady]
+
+
+class FixedScores(torch.nn.Module):
+    """Item ``i`` scores ``scores[i]`` whatever the shopper bought."""
+
+    def __init__(self, scores: Sequence[float]) -> None:
+        super().__init__()
+        self.register_buffer("scores", torch.tensor(list(scores)))
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        return self.scores.unsqueeze(0).expand(item_seq.shape[0], -1)
+
+
+class RecordingScorer:
+    """A scorer that returns fixed scores and keeps every input it saw."""
+
+    def __init__(self, scores: Sequence[float]) -> None:
+        self.scores = torch.tensor(list(scores))
+        self.inputs: list[torch.Tensor] = []
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def score(self, item_sequences: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(item_sequences.clone())
+        return self.scores.unsqueeze(0).expand(item_sequences.shape[0], -1)
+
+
+def serving_model(
+    scores: Sequence[float],
+    *,
+    version: str = "20261203T190102Z-aaaaaaaa",
+    item_ids: Sequence[str] = ITEM_IDS,
+    popular_items: Sequence[int] = (1, 2, 3),
+    max_len: int = MAX_LEN,
+) -> ServingModel:
+    return ServingModel(
+        model_name="sequential-recommender",
+        version=version,
+        max_len=max_len,
+        item_ids=tuple(item_ids),
+        item_descriptions=tuple(f"item {i}" for i in item_ids),
+        popular_items=tuple(popular_items),
+        scorer=RecordingScorer(scores),
+    )
+
+
+def metadata(version: str, **changes: object) -> ArtifactMetadata:
+    fields: dict[str, object] = {
+        "model_name": "sequential-recommender",
+        "version": version,
+        "max_len": MAX_LEN,
+        "item_ids": ITEM_IDS,
+        "item_descriptions": DESCRIPTIONS,
+        "popular_items": (1, 2, 3),
+    }
+    return ArtifactMetadata(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def scripted(module: torch.nn.Module) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.script(module)
+
+
+@dataclasses.dataclass
+class FakeRecord:
+    """A consumed record as a handler sees it."""
+
+    payload: bytes | None
+    header_pairs: list[tuple[str, bytes]]
+    position: int = 0
+
+    def value(self) -> bytes | None:
+        return self.payload
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self.header_pairs
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self.position
+
+
+def ingested(
+    user_id: str,
+    item_id: str,
+    *,
+    kind: BehaviourType = BehaviourType.BEHAVIOUR_TYPE_PURCHASE,
+    item_kind: str = "product",
+    description: str = "",
+) -> FakeRecord:
+    event = BehaviourEvent(
+        event_id=f"536365-{item_id}",
+        type=kind,
+        user_id=user_id,
+        item_id=item_id,
+        item_description=description,
+        quantity=1,
+        source="replay",
+    )
+    value, headers = encode(event)
+    return FakeRecord(value, [*headers, ("item-kind", item_kind.encode())])
+
+
+def announced(ready: ModelReady, position: int = 0) -> FakeRecord:
+    value, headers = encode(ready)
+    return FakeRecord(value, headers, position)
+
+
+def count(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The current value of one metric sample; 0 when never incremented."""
+    value = registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -1,0 +1,208 @@
+import math
+import random
+
+import pytest
+import torch
+from inference.errors import InvalidRequestError, NotReadyError
+from inference.history import PurchaseHistory
+from inference.model import ModelHolder, ServingModel
+from inference.recommender import POPULARITY_VERSION, FallbackReason, Recommender
+from inference_fakes import ITEM_IDS, MAX_LEN, RecordingScorer, serving_model
+
+SHOPPER = "17850"
+
+
+def recommender_with(
+    model: ServingModel | None, purchases: list[tuple[str, str]] = ()
+) -> Recommender:
+    holder = ModelHolder()
+    if model is not None:
+        holder.swap(model)
+    history = PurchaseHistory(max_items_per_user=10)
+    for user_id, item_id in purchases:
+        history.record(user_id, item_id)
+    return Recommender(holder, history)
+
+
+def ascending_scores() -> list[float]:
+    """The last catalogue item scores highest, the first real item lowest."""
+    return [float(n) for n in range(len(ITEM_IDS))]
+
+
+def test_an_empty_user_id_is_refused_as_invalid() -> None:
+    recommender = recommender_with(serving_model(ascending_scores()))
+
+    with pytest.raises(InvalidRequestError, match="user_id must not be empty"):
+        recommender.recommend("", 3)
+
+
+@pytest.mark.parametrize("k", [0, -1, 101])
+def test_k_outside_1_to_100_is_refused_with_the_bounds_in_the_message(k: int) -> None:
+    recommender = recommender_with(serving_model(ascending_scores()))
+
+    with pytest.raises(InvalidRequestError, match=f"between 1 and 100, got {k}"):
+        recommender.recommend(SHOPPER, k)
+
+
+@pytest.mark.parametrize("k", [1, 100])
+def test_k_at_either_bound_is_answered_in_full(k: int) -> None:
+    item_ids = ["", *(f"2{n:04d}" for n in range(150))]
+    scores = [random.random() for _ in item_ids]
+    model = serving_model(scores, item_ids=item_ids)
+    recommender = recommender_with(model, [(SHOPPER, "20007")])
+
+    answer = recommender.recommend(SHOPPER, k)
+
+    assert len(answer.items) == k
+
+
+def test_the_model_ranks_items_best_score_first() -> None:
+    scores = [0.0, 0.2, 0.9, 0.1, 0.5, 0.3, 0.8, 0.4]
+    recommender = recommender_with(serving_model(scores), [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 3)
+
+    ranked = sorted(range(1, len(scores)), key=lambda i: -scores[i])[:3]
+    assert [item.item_id for item in answer.items] == [ITEM_IDS[i] for i in ranked]
+    assert [item.score for item in answer.items] == pytest.approx(
+        [scores[i] for i in ranked]
+    )
+    assert answer.model_version == "20261203T190102Z-aaaaaaaa"
+    assert not answer.fallback
+
+
+def test_excluded_items_never_appear_even_when_the_model_scores_them_highest() -> None:
+    recommender = recommender_with(
+        serving_model(ascending_scores()), [(SHOPPER, "85123A")]
+    )
+    best_two = [ITEM_IDS[-1], ITEM_IDS[-2]]
+
+    answer = recommender.recommend(SHOPPER, 3, exclude=[*best_two, "NOT-SOLD"])
+
+    returned = [item.item_id for item in answer.items]
+    assert not set(returned) & set(best_two)
+    assert returned == [ITEM_IDS[-3], ITEM_IDS[-4], ITEM_IDS[-5]]
+
+
+def test_padding_is_never_recommended_even_when_it_scores_highest() -> None:
+    scores = [100.0, *([1.0] * (len(ITEM_IDS) - 1))]
+    recommender = recommender_with(serving_model(scores), [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, len(ITEM_IDS) - 1)
+
+    assert "" not in [item.item_id for item in answer.items]
+    assert len(answer.items) == len(ITEM_IDS) - 1
+
+
+def test_items_the_model_scores_nan_are_never_recommended() -> None:
+    scores = [0.0, math.nan, 3.0, math.nan, 1.0, 2.0, math.nan, 0.5]
+    recommender = recommender_with(serving_model(scores), [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 7)
+
+    assert [item.item_id for item in answer.items] == [
+        ITEM_IDS[2],
+        ITEM_IDS[5],
+        ITEM_IDS[4],
+        ITEM_IDS[7],
+    ]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_answer_holds_k_distinct_catalogue_items(seed: int) -> None:
+    rng = random.Random(seed)
+    item_ids = ["", *(f"8{n:04d}" for n in range(300))]
+    scores = [rng.uniform(-5, 5) for _ in item_ids]
+    model = serving_model(scores, item_ids=item_ids)
+    recommender = recommender_with(model, [(SHOPPER, item_ids[5])])
+    exclude = rng.sample(item_ids[1:], 40)
+    k = rng.randint(1, 100)
+
+    answer = recommender.recommend(SHOPPER, k, exclude=exclude)
+
+    returned = [item.item_id for item in answer.items]
+    assert len(returned) == k
+    assert len(set(returned)) == k
+    assert set(returned) <= set(item_ids[1:]) - set(exclude)
+
+
+def test_the_model_sees_the_last_max_len_known_purchases_left_padded() -> None:
+    model = serving_model(ascending_scores())
+    purchases = [
+        (SHOPPER, "85123A"),
+        (SHOPPER, "71053"),
+        (SHOPPER, "NOT-IN-CATALOGUE"),
+        (SHOPPER, "84406B"),
+        (SHOPPER, "84029G"),
+        (SHOPPER, "84029E"),
+        ("12583", "22752"),
+    ]
+    recommender = recommender_with(model, purchases)
+
+    recommender.recommend(SHOPPER, 2)
+    recommender.recommend("12583", 2)
+
+    scorer = model.scorer
+    assert isinstance(scorer, RecordingScorer)
+    assert scorer.inputs[0].tolist() == [[2, 3, 4, 5]]
+    assert scorer.inputs[1].tolist() == [[0] * (MAX_LEN - 1) + [6]]
+    assert scorer.inputs[0].dtype == torch.long
+
+
+def test_a_shopper_without_known_purchases_gets_popularity_from_the_catalogue() -> None:
+    model = serving_model(ascending_scores(), popular_items=(3, 1, 2))
+    recommender = recommender_with(model, [("12583", "NOT-IN-CATALOGUE")])
+
+    answer = recommender.recommend(SHOPPER, 2)
+
+    assert answer.fallback_reason is FallbackReason.NO_HISTORY
+    assert answer.model_version == POPULARITY_VERSION
+    assert [item.item_id for item in answer.items] == [ITEM_IDS[3], ITEM_IDS[1]]
+
+
+def test_live_best_sellers_come_before_the_models_popular_items() -> None:
+    model = serving_model(ascending_scores(), popular_items=(1, 2, 3))
+    purchases = [("12583", "22752"), ("13047", "22752"), ("12583", "84029E")]
+    recommender = recommender_with(model, purchases)
+
+    answer = recommender.recommend(SHOPPER, 4)
+
+    assert [item.item_id for item in answer.items] == [
+        "22752",
+        "84029E",
+        ITEM_IDS[1],
+        ITEM_IDS[2],
+    ]
+
+
+def test_without_a_model_popularity_answers_from_purchase_counts() -> None:
+    purchases = [("12583", "22752"), ("13047", "22752"), (SHOPPER, "84029E")]
+    recommender = recommender_with(None, purchases)
+
+    answer = recommender.recommend(SHOPPER, 5)
+
+    assert answer.fallback_reason is FallbackReason.NO_MODEL
+    assert answer.fallback
+    assert answer.model_version == POPULARITY_VERSION
+    assert [(i.item_id, i.score) for i in answer.items] == [
+        ("22752", 2.0),
+        ("84029E", 1.0),
+    ]
+
+
+def test_popularity_never_offers_an_excluded_item() -> None:
+    model = serving_model(ascending_scores(), popular_items=(1, 2, 3))
+    recommender = recommender_with(model, [("12583", "71053")])
+
+    answer = recommender.recommend(SHOPPER, 2, exclude=["71053", "85123A"])
+
+    assert [item.item_id for item in answer.items] == ["84406B"]
+
+
+def test_with_no_model_and_no_purchases_recommend_is_not_ready() -> None:
+    recommender = recommender_with(None)
+
+    assert not recommender.can_answer()
+    with pytest.raises(NotReadyError) as raised:
+        recommender.recommend(SHOPPER, 3)
+    assert raised.value.retriable
