@@ -117,11 +117,16 @@ class IngestService:
     def connect(cls, settings: IngestSettings, metrics: IngestMetrics) -> IngestService:
         """A service wired to the cluster the settings name."""
         kafka = settings.kafka
-        consumer = Consumer(kafka.consumer_config(settings.group_id, logger=logger))
+        consumer = Consumer(
+            kafka.consumer_config(
+                settings.group_id,
+                **{"group.instance.id": settings.instance_id, "logger": logger},
+            )
+        )
         producer = Producer(
             kafka.producer_config(
                 **{
-                    "transactional.id": settings.transactional_id,
+                    "transactional.id": settings.instance_id,
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                     "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
                     "linger.ms": 5,

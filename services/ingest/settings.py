@@ -32,11 +32,17 @@ class EventTimeMode(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IngestSettings:
-    """Everything the ingest service and the snapshot writer can be told."""
+    """Everything the ingest service and the snapshot writer can be told.
+
+    ``instance_id`` names one ingest replica for good: it is both its Kafka
+    transactional id and its static group membership, so a restarted replica
+    fences its dead predecessor and takes its partitions back at once. Give
+    every concurrently running replica its own.
+    """
 
     kafka: KafkaSettings
     group_id: str = "recops-ingest"
-    transactional_id: str = "recops-ingest-0"
+    instance_id: str = "recops-ingest-0"
     metrics_port: int = 9101
     batch_max_events: int = 5000
     batch_wait_seconds: float = 0.2
@@ -57,8 +63,8 @@ class IngestSettings:
         settings = cls(
             kafka=kafka,
             group_id=read.text("GROUP_ID", cls.group_id),
-            transactional_id=read.text(
-                "TRANSACTIONAL_ID", f"{kafka.topic_prefix}recops-ingest-0"
+            instance_id=read.text(
+                "INSTANCE_ID", f"{kafka.topic_prefix}recops-ingest-0"
             ),
             metrics_port=read.integer("METRICS_PORT", cls.metrics_port),
             batch_max_events=read.integer("BATCH_MAX_EVENTS", cls.batch_max_events),
@@ -94,8 +100,8 @@ class IngestSettings:
             raise ConfigurationError("RECOPS_INGEST_BATCH_WAIT_SECONDS must be > 0")
         if not 0 <= self.metrics_port <= 65_535:
             raise ConfigurationError("RECOPS_INGEST_METRICS_PORT must be a port")
-        if not self.transactional_id:
-            raise ConfigurationError("RECOPS_INGEST_TRANSACTIONAL_ID is empty")
+        if not self.instance_id:
+            raise ConfigurationError("RECOPS_INGEST_INSTANCE_ID is empty")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -284,19 +284,40 @@ class IngestedLog:
 def read_ingested_events(
     kafka: KafkaSettings, topic: str, *, timeout_seconds: float
 ) -> IngestedLog:
-    """Read a topic's committed records from the start to its current end."""
+    """Read the ingested topic's committed events up to its current end."""
+    events: list[SnapshotEvent] = []
+
+    def keep(message: Message) -> None:
+        events.append(_snapshot_event(message))
+
+    ends = read_to_end(kafka, topic, keep, timeout_seconds=timeout_seconds)
+    return IngestedLog(events=events, end_offsets=ends)
+
+
+def read_to_end(
+    kafka: KafkaSettings,
+    topic: str,
+    on_record: Callable[[Message], None],
+    *,
+    timeout_seconds: float,
+) -> dict[int, int]:
+    """Hand every committed record of a topic, up to its current end, to a callback.
+
+    Returns the end offset of each partition, as found when reading began.
+    """
     consumer = Consumer(
         kafka.consumer_config(
-            f"recops-ingest-snapshot-{uuid.uuid4().hex[:8]}",
+            f"recops-ingest-reader-{uuid.uuid4().hex[:8]}",
             **{"enable.partition.eof": True, "logger": logger},
         )
     )
     try:
         ends = _end_offsets(consumer, topic)
-        events = _read_until(consumer, topic, ends, time.monotonic() + timeout_seconds)
+        deadline = time.monotonic() + timeout_seconds
+        _read_until(consumer, topic, ends, deadline, on_record)
     finally:
         consumer.close()
-    return IngestedLog(events=events, end_offsets=ends)
+    return ends
 
 
 def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
@@ -314,11 +335,14 @@ def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
 
 
 def _read_until(
-    consumer: Consumer, topic: str, ends: dict[int, int], deadline: float
-) -> list[SnapshotEvent]:
+    consumer: Consumer,
+    topic: str,
+    ends: dict[int, int],
+    deadline: float,
+    on_record: Callable[[Message], None],
+) -> None:
     pending = {partition for partition, end in ends.items() if end > 0}
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-    events: list[SnapshotEvent] = []
     while pending:
         if time.monotonic() > deadline:
             raise SnapshotError(f"{topic} not read to its end in time: {pending}")
@@ -333,14 +357,13 @@ def _read_until(
                 logger.warning("reading %s: %s", topic, error.str())
                 continue
             if error is None and offset < ends[partition]:
-                events.append(_snapshot_event(message, partition, offset))
+                on_record(message)
                 offset += 1
             if offset >= ends[partition]:
                 pending.discard(partition)
-    return events
 
 
-def _snapshot_event(message: Message, partition: int, offset: int) -> SnapshotEvent:
+def _snapshot_event(message: Message) -> SnapshotEvent:
     event = BehaviourEvent()
     event.ParseFromString(message.value() or b"")
     raw_kind = dict(header_pairs(message)).get(ITEM_KIND_HEADER)
@@ -348,4 +371,6 @@ def _snapshot_event(message: Message, partition: int, offset: int) -> SnapshotEv
         kind = raw_kind.decode()
     else:
         kind = raw_kind or item_kind_of(event.item_id).value
-    return SnapshotEvent.from_event(event, kind, partition, offset)
+    return SnapshotEvent.from_event(
+        event, kind, message.partition() or 0, message.offset() or 0
+    )
