@@ -140,10 +140,6 @@ class IngestService:
         """Ask the loop to finish its batch and return."""
         self._stopping.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     def run(self) -> None:
         """Consume and ingest until stopped; close the consumer on the way out."""
         self._init_transactions()

@@ -13,6 +13,7 @@ from ingest.replay import (
     event_from_row,
     read_lines,
 )
+from ingest.triage import header_pairs
 
 from eventbus import ContentType, decode
 from eventbus.contracts import BehaviourEvent, BehaviourType
@@ -41,7 +42,7 @@ class FakeProducer:
     def poll(self, timeout: float = -1) -> int:
         done, self.pending = self.pending, []
         for message, on_delivery in done:
-            event = decode(BehaviourEvent, message.value(), message.headers())  # type: ignore[arg-type]
+            event = decode(BehaviourEvent, message.value(), header_pairs(message))
             failed = event.event_id in self.fail_event_ids
             error = KafkaError(KafkaError._MSG_TIMED_OUT) if failed else None
             on_delivery(error, message)
