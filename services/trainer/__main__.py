@@ -1,0 +1,130 @@
+"""``python -m trainer train --snapshot <dir|latest>``: train, store, announce.
+
+Prints the test-quality table for people, then one JSON line with the run's
+summary (model version, artifact URI, digest, metrics) as the last line of
+stdout. Logs go to stderr as JSON. Exit status: 0 done, 1 failed, 75 failed
+in a way worth retrying (the cluster did not acknowledge ModelReady).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+import torch
+from prometheus_client import CollectorRegistry, start_http_server
+
+from eventbus import KafkaSettings
+from eventbus.logs import configure_logging
+from trainer.errors import TrainerError
+from trainer.evaluation import quality_table
+from trainer.metrics import TrainerMetrics
+from trainer.pipeline import TrainingReport, run_training
+from trainer.publish import KafkaModelReadyPublisher
+from trainer.settings import TrainerSettings, config_field_types, parse_field
+from trainer.snapshot import resolve_snapshot
+
+logger = logging.getLogger("trainer")
+
+EXIT_FAILED = 1
+EXIT_RETRIABLE = 75
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train on a snapshot and publish")
+    train.add_argument(
+        "--snapshot", required=True, help="snapshot directory, or 'latest'"
+    )
+    train.add_argument(
+        "--no-publish", action="store_true", help="store the model, announce nothing"
+    )
+    hyperparameters = train.add_argument_group(
+        "hyperparameters (default from RECOPS_TRAINER_<NAME>)"
+    )
+    for name, kind in config_field_types().items():
+        hyperparameters.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=kind, default=None
+        )
+    return parser
+
+
+def settings_with_overrides(
+    settings: TrainerSettings, args: argparse.Namespace
+) -> TrainerSettings:
+    """The settings, with hyperparameters given on the command line applied."""
+    overrides = {
+        name: parse_field(name, kind, str(value))
+        for name, kind in config_field_types().items()
+        if (value := getattr(args, name)) is not None
+    }
+    training = dataclasses.replace(settings.training, **overrides)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, training=training)
+
+
+def serve_metrics(port: int, registry: CollectorRegistry) -> None:
+    """Serve /metrics while the run lasts; a busy port only costs a warning."""
+    if port < 0:
+        return
+    try:
+        server, _ = start_http_server(port, registry=registry)
+    except OSError as exc:
+        logger.warning("metrics not served: %s", exc, extra={"port": port})
+        return
+    logger.info("serving metrics", extra={"port": server.server_port})
+
+
+def print_report(report: TrainingReport) -> None:
+    manifest = report.stored.manifest
+    quality = report.quality["model"]
+    print(
+        f"{manifest.model_name} {manifest.version} on snapshot "
+        f"{manifest.snapshot_id}: test split, {quality.customers} customers, "
+        f"ranked against all {manifest.item_count - 1} products"
+    )
+    print(quality_table(report.quality))
+    print(
+        f"trained {report.trained.training_seconds:.1f} s, "
+        f"{len(report.trained.epochs)} epochs (best {report.trained.best_epoch}, "
+        f"stopped: {report.trained.stop_reason}); "
+        f"peak memory {report.peak_memory_bytes / 2**20:.0f} MiB"
+    )
+    print(json.dumps(report.as_json()), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_with_overrides(TrainerSettings.from_env(), args)
+    except ValueError as exc:
+        print(f"python -m trainer: {exc}", file=sys.stderr)
+        return 2
+    configure_logging("trainer", settings.log_level)
+    torch.set_num_threads(settings.torch_threads)
+
+    registry = CollectorRegistry()
+    metrics = TrainerMetrics(registry)
+    serve_metrics(settings.metrics_port, registry)
+    try:
+        snapshot_dir = resolve_snapshot(args.snapshot, settings.snapshots_dir)
+        publisher = None
+        if not args.no_publish:
+            publisher = KafkaModelReadyPublisher(
+                KafkaSettings.from_env(client_id="recops-trainer"),
+                timeout_seconds=settings.publish_timeout_seconds,
+            )
+        report = run_training(settings, snapshot_dir, publisher, metrics)
+    except TrainerError as exc:
+        logger.error("training run failed: %s", exc, extra={"retriable": exc.retriable})
+        return EXIT_RETRIABLE if exc.retriable else EXIT_FAILED
+    print_report(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The sequential recommender: a small causal transformer over purchases.
+
+In the SASRec family: each purchase is an item embedding plus a position,
+a GPT-2 stack (from ``transformers``, trained from scratch) attends causally
+over the history, and the hidden state at a position scores every catalogue
+item by a dot product with the same item embeddings, plus a per-item bias.
+Trained on the next purchase at every position with a softmax over the whole
+catalogue.
+
+Histories are left-padded with index 0. Padding is masked out of attention
+and positions count from a customer's first purchase, so the scores at the
+last position do not depend on how much padding precedes the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+
+import torch
+import transformers
+from torch import nn
+from torch.jit import TracerWarning  # type: ignore[attr-defined]
+from transformers import GPT2Config, GPT2Model
+
+from trainer.sequences import PADDING_INDEX
+from trainer.settings import TrainingConfig
+from trainer.torchscript import deprecation_silenced
+
+# The score given to padding, so that index 0 is never recommended.
+PADDING_SCORE = -1.0e9
+
+
+class SequentialRecommender(nn.Module):
+    """Scores the next purchase for left-padded purchase histories."""
+
+    def __init__(self, item_count: int, config: TrainingConfig) -> None:
+        super().__init__()
+        self.max_len = config.max_len
+        self.item_embedding = nn.Embedding(
+            item_count, config.hidden_size, padding_idx=PADDING_INDEX
+        )
+        self.item_bias = nn.Parameter(torch.zeros(item_count))
+        self.transformer = GPT2Model(_gpt2_config(config))
+        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.item_embedding.weight[PADDING_INDEX].zero_()
+
+    def hidden_states(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """The transformer's output at every position, ``[B, L, H]``."""
+        present = item_seq.ne(PADDING_INDEX).long()
+        positions = (present.cumsum(dim=1) - 1).clamp(min=0)
+        output = self.transformer(
+            inputs_embeds=self.item_embedding(item_seq),
+            attention_mask=present,
+            position_ids=positions,
+        )
+        hidden: torch.Tensor = output.last_hidden_state
+        return hidden
+
+    def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores ``[N, V]`` of every catalogue item for hidden states ``[N, H]``.
+
+        Padding gets :data:`PADDING_SCORE`.
+        """
+        scores = self.product_logits(hidden)
+        padding = torch.full_like(scores[:, :1], PADDING_SCORE)
+        return torch.cat([padding, scores], dim=1)
+
+    def product_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, V - 1]`` of the products alone, index i for item i + 1."""
+        products = self.item_embedding.weight[1:]
+        return torch.addmm(self.item_bias[1:], hidden, products.T)
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, V]`` of the purchase after each history ``[B, L]``."""
+        return self.item_scores(self.hidden_states(item_seq)[:, -1])
+
+
+def _gpt2_config(config: TrainingConfig) -> GPT2Config:
+    return GPT2Config(
+        vocab_size=1,
+        n_positions=config.max_len,
+        n_embd=config.hidden_size,
+        n_layer=config.num_layers,
+        n_head=config.num_heads,
+        n_inner=4 * config.hidden_size,
+        activation_function="gelu",
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        use_cache=False,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+
+
+def to_torchscript(model: SequentialRecommender) -> torch.jit.ScriptModule:
+    """The model traced for serving: ``forward(item_seq[B, L]) -> [B, V]``.
+
+    Traced on a batch with and without padding, so the attention mask stays
+    in the graph.
+    """
+    model.eval()
+    length = model.max_len
+    example = torch.ones(2, length, dtype=torch.long)
+    example[0, : length // 2] = PADDING_INDEX
+    with _quiet_tracing(), torch.no_grad():
+        traced: torch.jit.ScriptModule = torch.jit.trace(  # type: ignore[no-untyped-call]
+            model, example, check_trace=False
+        )
+    return traced
+
+
+@contextlib.contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Silence the tracer's notes about Python values frozen into the graph.
+
+    Shapes frozen into the graph depend on the sequence length only, which
+    the artifact fixes; the tests check traced scores against the eager model.
+    """
+    previous = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity(logging.ERROR)
+    try:
+        with deprecation_silenced(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", TracerWarning)
+            warnings.filterwarnings(
+                "ignore", category=FutureWarning, module=r"transformers\."
+            )
+            yield
+    finally:
+        transformers.logging.set_verbosity(previous)

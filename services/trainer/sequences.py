@@ -1,0 +1,106 @@
+"""Turn purchase logs into the item sequences the model learns from.
+
+Items are numbered by the :class:`ItemCatalogue` built from the training
+split: index 0 is padding, index 1 the most purchased product, and so on.
+Products first bought after the training window have no index; the model
+cannot recommend them, and evaluation still counts them as missed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Iterable
+
+import torch
+
+from trainer.errors import SnapshotError
+from trainer.snapshot import PurchaseLog
+
+PADDING_INDEX = 0
+IGNORE_LABEL = -100
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemCatalogue:
+    """The products a model can recommend, most purchased first."""
+
+    item_ids: list[str]
+    item_descriptions: list[str]
+    purchase_counts: list[int]
+    index: dict[str, int]
+
+    @classmethod
+    def from_purchases(cls, log: PurchaseLog) -> ItemCatalogue:
+        """Every product purchased in ``log``, numbered by purchase count."""
+        if not log:
+            raise SnapshotError("the training split holds no customer purchases")
+        counts = collections.Counter(log.item_ids)
+        descriptions: dict[str, str] = {}
+        for item_id, description in zip(
+            log.item_ids, log.item_descriptions, strict=True
+        ):
+            if description:
+                descriptions[item_id] = description
+
+        ranked = sorted(counts, key=lambda item: (-counts[item], item))
+        return cls(
+            item_ids=["", *ranked],
+            item_descriptions=["", *(descriptions.get(i, "") for i in ranked)],
+            purchase_counts=[0, *(counts[i] for i in ranked)],
+            index={item_id: n for n, item_id in enumerate(ranked, start=1)},
+        )
+
+    def __len__(self) -> int:
+        """Catalogue size V, padding included."""
+        return len(self.item_ids)
+
+    def popular_items(self, limit: int) -> list[int]:
+        """Indices of the ``limit`` most purchased products, most first."""
+        return list(range(1, min(limit + 1, len(self))))
+
+    def encode(self, item_ids: Iterable[str]) -> list[int]:
+        """Indices of the known products among ``item_ids``, in order."""
+        return [n for n in map(self.index.get, item_ids) if n is not None]
+
+
+def customer_histories(
+    logs: Iterable[PurchaseLog], catalogue: ItemCatalogue
+) -> dict[str, list[int]]:
+    """Each customer's known products in purchase order, across ``logs``."""
+    histories: dict[str, list[int]] = collections.defaultdict(list)
+    for log in logs:
+        for user_id, item_id in zip(log.user_ids, log.item_ids, strict=True):
+            index = catalogue.index.get(item_id)
+            if index is not None:
+                histories[user_id].append(index)
+    return dict(histories)
+
+
+def left_pad(items: list[int], length: int, value: int = PADDING_INDEX) -> list[int]:
+    """The last ``length`` items, padded on the left with ``value``."""
+    tail = items[-length:]
+    return [value] * (length - len(tail)) + tail
+
+
+def training_windows(
+    histories: Iterable[list[int]], max_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-item labels, ``[N, max_len]`` each, left-padded.
+
+    A history is cut from its end into windows of ``max_len + 1`` items that
+    overlap by one, so every purchase after a customer's first is a label
+    exactly once. Padding positions carry :data:`IGNORE_LABEL`.
+    """
+    inputs: list[list[int]] = []
+    labels: list[list[int]] = []
+    for history in histories:
+        end = len(history)
+        while end >= 2:
+            window = history[max(0, end - max_len - 1) : end]
+            inputs.append(left_pad(window[:-1], max_len))
+            labels.append(left_pad(window[1:], max_len, IGNORE_LABEL))
+            end -= max_len
+    if not inputs:
+        raise SnapshotError("no customer has two purchases in the training split")
+    return torch.tensor(inputs), torch.tensor(labels)

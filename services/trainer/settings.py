@@ -1,0 +1,116 @@
+"""The trainer's settings, read once from ``RECOPS_TRAINER_*`` variables.
+
+Every field of :class:`TrainingConfig` can be set as
+``RECOPS_TRAINER_<FIELD>`` (``RECOPS_TRAINER_MAX_LEN=50``) and again on the
+command line (``--max-len 50``), the command line winning. The state directory
+is the one all services share, ``RECOPS_STATE_DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+
+ENV_PREFIX = "RECOPS_TRAINER_"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """Hyperparameters of one training run; stored in every manifest."""
+
+    max_len: int = 50
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    learning_rate: float = 0.002
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 30
+    patience_epochs: int = 3
+    max_training_seconds: float = 150.0
+    seed: int = 42
+    cutoff: int = 10
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.max_len < 2:
+            raise ValueError("max_len must be at least 2")
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden_size must be a multiple of num_heads")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.cutoff < 1 or self.batch_size < 1 or self.max_epochs < 1:
+            raise ValueError("cutoff, batch_size and max_epochs must be positive")
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The fields as a JSON-ready mapping."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TrainingConfig:
+        """Defaults, overridden by whichever ``RECOPS_TRAINER_<FIELD>`` is set."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for name, kind in config_field_types().items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = parse_field(name, kind, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def config_field_types() -> dict[str, type]:
+    """Each :class:`TrainingConfig` field and its Python type (int or float)."""
+    hints = typing.get_type_hints(TrainingConfig)
+    return {
+        field.name: hints[field.name] for field in dataclasses.fields(TrainingConfig)
+    }
+
+
+def parse_field(name: str, kind: type, raw: str) -> int | float:
+    """Read one hyperparameter from text, naming it when the text is wrong."""
+    try:
+        return int(raw) if kind is int else float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be {kind.__name__}, got {raw!r}") from None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainerSettings:
+    """Where the trainer reads and writes, and how it runs.
+
+    ``metrics_port`` 0 picks a free port; a negative port serves no metrics.
+    """
+
+    state_dir: Path
+    metrics_port: int = 9102
+    torch_threads: int = 2
+    publish_timeout_seconds: float = 30.0
+    log_level: str = "INFO"
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.state_dir / "snapshots"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.state_dir / "registry"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TrainerSettings:
+        env = os.environ if env is None else env
+        return cls(
+            state_dir=Path(env.get("RECOPS_STATE_DIR", str(REPO / ".state"))),
+            metrics_port=int(env.get(ENV_PREFIX + "METRICS_PORT", "9102")),
+            torch_threads=int(env.get(ENV_PREFIX + "TORCH_THREADS", "2")),
+            publish_timeout_seconds=float(
+                env.get(ENV_PREFIX + "PUBLISH_TIMEOUT_SECONDS", "30")
+            ),
+            log_level=env.get(ENV_PREFIX + "LOG_LEVEL", "INFO"),
+            training=TrainingConfig.from_env(env),
+        )

@@ -1,0 +1,125 @@
+"""Read the customers' purchases out of a training snapshot.
+
+A snapshot is the directory ``python -m ingest snapshot`` writes:
+``{train,validation,test}.parquet`` split by event time, and ``manifest.json``.
+The trainer learns from purchases only: rows whose ``event_type`` is
+``purchase``, with a customer (non-empty ``user_id``), a product
+(``item_kind`` ``product``) and a positive quantity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from trainer.errors import SnapshotError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+LATEST = "latest"
+_COLUMNS = [
+    "event_type",
+    "user_id",
+    "item_id",
+    "item_description",
+    "item_kind",
+    "quantity",
+    "event_time",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class PurchaseLog:
+    """One split's purchases in event-time order, as parallel columns."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+    item_descriptions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotPurchases:
+    """The purchases of the three splits of one snapshot."""
+
+    snapshot_id: str
+    directory: Path
+    train: PurchaseLog
+    validation: PurchaseLog
+    test: PurchaseLog
+
+
+def resolve_snapshot(spec: str, snapshots_dir: Path) -> Path:
+    """The snapshot directory ``spec`` names: a path, or ``latest``."""
+    if spec != LATEST:
+        directory = Path(spec)
+        if not (directory / "manifest.json").is_file():
+            raise SnapshotError(f"no snapshot manifest in {directory}")
+        return directory.resolve()
+
+    candidates = [p.parent for p in snapshots_dir.glob("*/manifest.json")]
+    if not candidates:
+        raise SnapshotError(f"no snapshot under {snapshots_dir}")
+    return max(candidates, key=_created_at).resolve()
+
+
+def _created_at(directory: Path) -> tuple[float, str]:
+    manifest = directory / "manifest.json"
+    try:
+        created = json.loads(manifest.read_text())["created_at"]
+        at = datetime.fromisoformat(created).timestamp()
+    except (OSError, ValueError, KeyError, TypeError):
+        at = manifest.stat().st_mtime
+    return at, directory.name
+
+
+def load_purchases(directory: Path) -> SnapshotPurchases:
+    """Read the customers' product purchases of every split."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"unreadable snapshot manifest in {directory}") from exc
+    snapshot_id = str(manifest.get("snapshot_id") or directory.name)
+
+    logs = {split: _read_split(directory / f"{split}.parquet") for split in SPLITS}
+    logger.info(
+        "read snapshot %s",
+        snapshot_id,
+        extra={"snapshot_id": snapshot_id, **{s: len(p) for s, p in logs.items()}},
+    )
+    return SnapshotPurchases(snapshot_id=snapshot_id, directory=directory, **logs)
+
+
+def _read_split(path: Path) -> PurchaseLog:
+    try:
+        table = pq.read_table(path, columns=_COLUMNS)
+    except (OSError, pa.ArrowInvalid, KeyError) as exc:
+        raise SnapshotError(f"cannot read {path}: {exc}") from exc
+
+    keep = pc.and_(
+        pc.and_(
+            pc.equal(table["event_type"], "purchase"),
+            pc.not_equal(table["user_id"], ""),
+        ),
+        pc.and_(
+            pc.equal(table["item_kind"], "product"),
+            pc.greater(table["quantity"], 0),
+        ),
+    )
+    purchases = table.filter(keep)
+    purchases = purchases.take(pc.sort_indices(purchases["event_time"]))
+    return PurchaseLog(
+        user_ids=purchases["user_id"].to_pylist(),
+        item_ids=purchases["item_id"].to_pylist(),
+        item_descriptions=purchases["item_description"].fill_null("").to_pylist(),
+    )

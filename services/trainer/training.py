@@ -1,0 +1,188 @@
+"""Fit the sequential recommender, choosing the epoch by validation NDCG.
+
+Each epoch shuffles the training windows, minimises the cross-entropy of the
+next purchase over the whole catalogue at every position, then ranks the
+validation customers. Training stops when validation NDCG has not improved
+for ``patience_epochs`` epochs, after ``max_epochs``, or before an epoch
+that would not finish within ``max_training_seconds``; the best epoch's
+weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer.errors import TrainingError
+from trainer.evaluation import EvaluationCase, ScoringRecommender, evaluate
+from trainer.model import SequentialRecommender
+from trainer.sequences import IGNORE_LABEL, ItemCatalogue, training_windows
+from trainer.settings import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch achieved."""
+
+    epoch: int
+    train_loss: float
+    validation_ndcg: float | None
+    seconds: float
+
+    @property
+    def selection_score(self) -> float:
+        """Higher is better: validation NDCG, or minus the loss without one."""
+        if self.validation_ndcg is None:
+            return -self.train_loss
+        return self.validation_ndcg
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """The best model found, and how training went."""
+
+    model: SequentialRecommender
+    epochs: list[EpochRecord]
+    best_epoch: int
+    training_seconds: float
+    stop_reason: str
+
+
+EpochListener = Callable[[EpochRecord], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every random generator training touches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_recommender(
+    catalogue: ItemCatalogue,
+    histories: Sequence[list[int]],
+    validation: Sequence[EvaluationCase],
+    config: TrainingConfig,
+    *,
+    on_epoch: EpochListener | None = None,
+    clock: Clock = time.monotonic,
+) -> TrainedModel:
+    """Train on ``histories`` and keep the epoch best on ``validation``."""
+    seed_everything(config.seed)
+    started = clock()
+    inputs, labels = training_windows(histories, config.max_len)
+    model = SequentialRecommender(len(catalogue), config)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    shuffler = torch.Generator().manual_seed(config.seed)
+    logger.info(
+        "training on %d windows of %d items",
+        len(inputs),
+        config.max_len,
+        extra={"items": len(catalogue), "windows": len(inputs)},
+    )
+
+    epochs: list[EpochRecord] = []
+    if not validation:
+        logger.warning("no validation customers; choosing the epoch by its loss")
+    best_state = copy.deepcopy(model.state_dict())
+    stop_reason = "max_epochs"
+    for epoch in range(1, config.max_epochs + 1):
+        epoch_started = clock()
+        if epochs and _would_overrun(epochs[-1].seconds, started, clock, config):
+            stop_reason = "time_budget"
+            break
+
+        loss = _fit_one_epoch(model, optimiser, inputs, labels, config, shuffler)
+        ndcg = _validation_ndcg(model, validation, catalogue, config)
+        record = EpochRecord(epoch, loss, ndcg, clock() - epoch_started)
+        epochs.append(record)
+        logger.info("epoch %d done", epoch, extra=dataclasses.asdict(record))
+        if on_epoch is not None:
+            on_epoch(record)
+
+        if _best_epoch(epochs) == epoch:
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - _best_epoch(epochs) >= config.patience_epochs:
+            stop_reason = "no_improvement"
+            break
+
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainedModel(
+        model=model,
+        epochs=epochs,
+        best_epoch=_best_epoch(epochs),
+        training_seconds=clock() - started,
+        stop_reason=stop_reason,
+    )
+
+
+def _would_overrun(
+    last_epoch_seconds: float, started: float, clock: Clock, config: TrainingConfig
+) -> bool:
+    elapsed = clock() - started
+    return elapsed + last_epoch_seconds > config.max_training_seconds
+
+
+def _best_epoch(epochs: Sequence[EpochRecord]) -> int:
+    best = max(epochs, key=lambda record: (record.selection_score, -record.epoch))
+    return best.epoch
+
+
+def _fit_one_epoch(
+    model: SequentialRecommender,
+    optimiser: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    config: TrainingConfig,
+    shuffler: torch.Generator,
+) -> float:
+    model.train()
+    order = torch.randperm(len(inputs), generator=shuffler)
+    total_loss, total_labels = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        batch = order[start : start + config.batch_size]
+        batch_labels = labels[batch]
+        labelled = batch_labels.ne(IGNORE_LABEL)
+
+        hidden = model.hidden_states(inputs[batch])[labelled]
+        loss = nn.functional.cross_entropy(
+            model.product_logits(hidden), batch_labels[labelled] - 1
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+
+        count = int(labelled.sum())
+        total_loss += loss.item() * count
+        total_labels += count
+    if not np.isfinite(total_loss):
+        raise TrainingError("training loss is not finite")
+    return total_loss / max(total_labels, 1)
+
+
+def _validation_ndcg(
+    model: SequentialRecommender,
+    validation: Sequence[EvaluationCase],
+    catalogue: ItemCatalogue,
+    config: TrainingConfig,
+) -> float | None:
+    if not validation:
+        return None
+    model.eval()
+    recommender = ScoringRecommender(model, config.max_len, config.eval_batch_size)
+    return evaluate(recommender, validation, catalogue, config.cutoff).ndcg

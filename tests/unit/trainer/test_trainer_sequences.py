@@ -1,0 +1,68 @@
+import pytest
+from trainer.errors import SnapshotError
+from trainer.sequences import (
+    IGNORE_LABEL,
+    ItemCatalogue,
+    customer_histories,
+    left_pad,
+    training_windows,
+)
+from trainer.snapshot import PurchaseLog
+
+
+def log(*purchases: tuple[str, str, str]) -> PurchaseLog:
+    return PurchaseLog(
+        user_ids=[user for user, _, _ in purchases],
+        item_ids=[item for _, item, _ in purchases],
+        item_descriptions=[text for _, _, text in purchases],
+    )
+
+
+def test_the_catalogue_numbers_products_by_purchases_after_padding() -> None:
+    catalogue = ItemCatalogue.from_purchases(
+        log(("a", "JAR", "jar"), ("a", "MUG", "old mug"), ("b", "MUG", "mug"))
+    )
+
+    assert catalogue.item_ids == ["", "MUG", "JAR"]
+    assert catalogue.item_descriptions == ["", "mug", "jar"]
+    assert catalogue.popular_items(5) == [1, 2]
+    assert len(catalogue) == 3
+
+
+def test_an_empty_training_split_is_refused() -> None:
+    with pytest.raises(SnapshotError):
+        ItemCatalogue.from_purchases(log())
+
+
+def test_histories_follow_purchase_order_across_splits_and_skip_unknown_items() -> None:
+    train = log(("a", "MUG", ""), ("b", "JAR", ""), ("b", "MUG", ""))
+    catalogue = ItemCatalogue.from_purchases(train)
+    later = log(("a", "NEW", ""), ("a", "JAR", ""))
+
+    histories = customer_histories([train, later], catalogue)
+
+    assert histories == {"a": [1, 2], "b": [2, 1]}
+
+
+def test_left_padding_keeps_the_most_recent_items() -> None:
+    assert left_pad([1, 2, 3], 5) == [0, 0, 1, 2, 3]
+    assert left_pad([1, 2, 3], 2) == [2, 3]
+
+
+def test_every_purchase_after_the_first_is_a_label_exactly_once() -> None:
+    history = list(range(1, 12))
+
+    inputs, labels = training_windows([history, [5]], max_len=4)
+
+    assigned = labels[labels != IGNORE_LABEL].tolist()
+    assert sorted(assigned) == history[1:]
+    assert inputs.shape == labels.shape == (3, 4)
+    next_items = dict(
+        zip(inputs.flatten().tolist(), labels.flatten().tolist(), strict=True)
+    )
+    assert all(next_items[n] == n + 1 for n in history[:-1])
+
+
+def test_no_history_long_enough_to_learn_from_is_refused() -> None:
+    with pytest.raises(SnapshotError):
+        training_windows([[1], [2]], max_len=4)
