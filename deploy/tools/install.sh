@@ -14,7 +14,7 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck source-path=SCRIPTDIR source=versions.env
 source "$HERE/versions.env"
 
 CACHE="${RECOPS_CACHE_DIR:-$HOME/.cache/recops}"
@@ -138,8 +138,11 @@ install_strimzi_schemas() {
     fi
     log "generating Strimzi $STRIMZI_VERSION CRDs with Strimzi's generator ($java)"
     work="$(mktemp -d)"
-    mvn -q -B -Dstyle.color=never -f "$HERE/strimzi-crds/pom.xml" -Dstrimzi.version="$STRIMZI_VERSION" \
-        dependency:build-classpath -Dmdep.outputFile="$work/classpath"
+    if ! mvn -q -B -f "$HERE/strimzi-crds/pom.xml" -Dstrimzi.version="$STRIMZI_VERSION" \
+        dependency:build-classpath -Dmdep.outputFile="$work/classpath" >"$work/mvn.log" 2>&1; then
+        cat "$work/mvn.log" >&2
+        return 1
+    fi
     "$java" -cp "$(cat "$work/classpath")" io.strimzi.crdgenerator.CrdGenerator \
         --crd-api-version v1 --api-versions v1 --storage-version v1 --yaml \
         "io.strimzi.api.kafka.model.kafka.Kafka=$work/kafka.yaml" \
