@@ -296,20 +296,28 @@ def test_every_container_is_probed(
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_inference_is_probed_through_the_grpc_health_service(
+def test_inference_readiness_asks_the_grpc_health_service_for_the_storefront(
     variant: str, renders: dict[tuple[str, str], Render]
 ) -> None:
     container = service_container(renders[("inference", variant)])
     grpc_port = next(p for p in container["ports"] if p["name"] == "grpc")
 
-    liveness = container["livenessProbe"]["grpc"]
     readiness = container["readinessProbe"]["grpc"]
 
-    assert liveness == {"port": grpc_port["containerPort"], "service": ""}
     assert readiness == {
         "port": grpc_port["containerPort"],
         "service": "recops.v1.Storefront",
     }
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_inference_waiting_for_its_first_model_is_not_restarted(
+    variant: str, renders: dict[tuple[str, str], Render]
+) -> None:
+    container = service_container(renders[("inference", variant)])
+
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
 
 
 @pytest.mark.parametrize("chart", ["ingest", "monitor", "drill"])
