@@ -542,6 +542,14 @@ def container_environment(render: Render) -> dict[str, str]:
     return {name: value for name, value in env.items() if name.startswith("RECOPS_")}
 
 
+def service_settings_class(chart: str) -> Any:
+    """The service's settings class: <Service>Settings in <service>.settings."""
+    module = importlib.import_module(f"{chart}.settings")
+    name = f"{chart.capitalize()}Settings"
+    assert hasattr(module, name), f"{module.__name__} has no {name} to check against"
+    return getattr(module, name)
+
+
 CHARTS_WITH_SETTINGS = [
     chart for chart in CHARTS if (REPO / "services" / chart / "settings.py").exists()
 ]
@@ -554,8 +562,7 @@ def test_every_setting_a_chart_renders_is_read_by_its_service(
 ) -> None:
     render = renders[(chart, variant)]
     environment = RecordingEnvironment(container_environment(render))
-    module = importlib.import_module(f"{chart}.settings")
-    settings_class = getattr(module, f"{chart.capitalize()}Settings")
+    settings_class = service_settings_class(chart)
 
     settings = settings_class.from_env(environment)
 
