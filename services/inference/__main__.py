@@ -39,7 +39,12 @@ def main() -> int:
         logger.error("cannot start: %s", exc)
         return 2
     configure_logging("inference", settings.log_level)
-    asyncio.run(serve(settings, KafkaSettings.from_env(client_id="recops-inference")))
+    kafka = KafkaSettings.from_env(client_id="recops-inference")
+    try:
+        asyncio.run(serve(settings, kafka))
+    except Exception:  # a port in use, say: say so in the log, exit non-zero
+        logger.exception("inference stopped on an error")
+        return 1
     return 0
 
 

@@ -175,9 +175,15 @@ def _load_module(
 
 
 def smoke_test(model: ServingModel) -> None:
-    """Score a probe batch; refuse a model with a wrong shape or non-finite scores."""
+    """Score a probe batch; refuse a model with a wrong shape or non-finite scores.
+
+    The probe holds what requests send: a one-purchase history, mostly padding,
+    and a full one. All-padding rows are never sent (popularity answers those),
+    so a model need not score them.
+    """
     probe = torch.zeros((2, model.max_len), dtype=torch.long)
     history = torch.arange(1, min(model.item_count, model.max_len + 1))
+    probe[0, -1] = 1
     probe[1, model.max_len - len(history) :] = history
     try:
         scores = model.scorer.score(probe)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -76,11 +77,13 @@ class KafkaRecordSource:
         self._consumer = Consumer(settings.consumer_config(group_id))
         self._topic = topic
         self._assigned = False
+        self._waiting_reported = False
 
     def consume(self, max_records: int, timeout_seconds: float) -> list[Record]:
         if not self._assigned:
             self._assigned = self._assign_all_partitions(timeout_seconds)
             if not self._assigned:
+                time.sleep(timeout_seconds)
                 return []
         records = self._consumer.consume(max_records, timeout_seconds)
         good: list[Record] = []
@@ -100,22 +103,26 @@ class KafkaRecordSource:
         try:
             metadata = self._consumer.list_topics(self._topic, timeout=timeout_seconds)
         except KafkaException as exc:
-            logger.warning(
-                "topic metadata unavailable: %s", exc, extra={"topic": self._topic}
-            )
+            self._report_waiting(f"topic metadata unavailable: {exc}")
             return False
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None or not topic.partitions:
-            logger.warning("topic not found yet", extra={"topic": self._topic})
+            self._report_waiting("topic not found")
             return False
         self._consumer.assign(
             [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in topic.partitions]
         )
+        self._waiting_reported = False
         logger.info(
             "reading from the first offset",
             extra={"topic": self._topic, "partitions": len(topic.partitions)},
         )
         return True
+
+    def _report_waiting(self, why: str) -> None:
+        level = logging.DEBUG if self._waiting_reported else logging.WARNING
+        logger.log(level, "waiting for topic: %s", why, extra={"topic": self._topic})
+        self._waiting_reported = True
 
 
 class TopicTail:

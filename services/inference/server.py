@@ -145,7 +145,9 @@ class InferenceServer:
 
     async def _start_grpc(self) -> health.aio.HealthServicer:
         self._health = health_servicer = health.aio.HealthServicer()
-        self._grpc = server = grpc.aio.server()
+        # Without SO_REUSEPORT a second server on the same port fails to start
+        # instead of silently sharing the port.
+        self._grpc = server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         _add_storefront_servicer(
             StorefrontService(self.recommender, self.metrics, self._scoring_executor),
             server,

@@ -27,6 +27,7 @@ from inference.artifact import ArtifactMetadata, write_artifact
 from inference.client import StorefrontClient
 from inference.server import InferenceServer
 from inference.settings import InferenceSettings
+from recops.v1 import storefront_pb2
 
 from eventbus import KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
@@ -155,6 +156,18 @@ def tiny_artifact(directory: Path, version: str) -> ModelReady:
     return write_artifact(module, metadata, directory / version / "model.pt")
 
 
+def answer_when_ready(
+    client: StorefrontClient, user_id: str, k: int, exclude: tuple[str, ...] = ()
+) -> storefront_pb2.RecommendResponse | None:
+    """Recommend's answer, or None while the service has nothing to answer with."""
+    try:
+        return client.recommend(user_id, k, exclude)
+    except grpc.RpcError as exc:
+        if exc.code() is grpc.StatusCode.UNAVAILABLE:
+            return None
+        raise
+
+
 def eventually(check: Callable[[], T | None], timeout_s: float = 30.0) -> T:
     """The first truthy result of ``check``, polled until ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -169,20 +182,24 @@ def eventually(check: Callable[[], T | None], timeout_s: float = 30.0) -> T:
 def test_recommend_answers_from_popularity_until_an_announced_model_serves(
     inference: RunningServer, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
-    assert inference.health() == not_serving
-
-    publish_purchases(kafka_settings)
     with StorefrontClient(inference.target, deadline_seconds=2.0) as client:
+        assert inference.health() == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert answer_when_ready(client, "17850", 2) is None
+
+        publish_purchases(kafka_settings)
+        # Once every purchase is read: 22752 bought three times, the rest once.
         popular = eventually(
             lambda: (
-                inference.health() == health_pb2.HealthCheckResponse.SERVING
-                and client.recommend("17850", 2)
+                (r := answer_when_ready(client, "17850", 2))
+                and [item.item_id for item in r.items] == ["22752", "71053"]
+                and r
             )
+        )
+        assert eventually(
+            lambda: inference.health() == health_pb2.HealthCheckResponse.SERVING
         )
         assert popular.fallback
         assert popular.model_version == "popularity"
-        assert [item.item_id for item in popular.items] == ["22752", "71053"]
 
         ready = tiny_artifact(tmp_path, "20261203T190102Z-1a2b3c4d")
         publish_model(kafka_settings, ready)
