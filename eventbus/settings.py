@@ -61,5 +61,5 @@ class KafkaSettings:
             **overrides,
         }
 
-    def admin_config(self) -> dict[str, object]:
+    def admin_config(self) -> dict[str, str | int | float | bool]:
         return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
