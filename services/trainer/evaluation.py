@@ -20,7 +20,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Protocol
 
@@ -188,8 +188,7 @@ def evaluate(
 
 def quality_table(rows: Mapping[str, RankingQuality]) -> str:
     """A fixed-width table, one recommender a row, for people to read."""
-    qualities: Iterable[RankingQuality] = rows.values()
-    cutoff = next(iter(qualities)).cutoff
+    cutoff = next(iter(rows.values())).cutoff
     names = [f"{name}@{cutoff}" for name in METRIC_NAMES]
     width = max(len("recommender"), *(len(name) for name in rows))
     header = f"{'recommender':<{width}}  {'customers':>9}  " + "  ".join(

@@ -59,10 +59,6 @@ class TrainingReport:
     published: bool
     peak_memory_bytes: int
 
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.stored.manifest.metrics
-
     def as_json(self) -> dict[str, object]:
         """The summary printed as the run's last line."""
         manifest = self.stored.manifest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,9 +113,3 @@ def successor_snapshot(directory: Path, customers: int = 120) -> Path:
             split = "train" if step < 7 else "validation" if step < 9 else "test"
             splits[split].append(event(f"C{n:04d}", item_id, step))
     return write_snapshot(directory, splits)
-
-
-def flatten(
-    rows: Iterable[Sequence[Mapping[str, object]]],
-) -> list[Mapping[str, object]]:
-    return [row for group in rows for row in group]
