@@ -575,6 +575,19 @@ def test_every_setting_a_chart_renders_is_read_by_its_service(
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
+def test_drill_writes_its_ledger_and_reports_to_the_state_volume(
+    variant: str, renders: dict[tuple[str, str], Render]
+) -> None:
+    render = renders[("drill", variant)]
+    mount = Path(render.one("ConfigMap")["data"]["RECOPS_STATE_DIR"])
+
+    settings = service_settings_class("drill").from_env(container_environment(render))
+
+    assert settings.ledger_path.is_relative_to(mount)
+    assert settings.reports_dir.is_relative_to(mount)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_inference_listens_where_its_probes_and_service_look(
     variant: str, renders: dict[tuple[str, str], Render]
 ) -> None:
