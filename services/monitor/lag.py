@@ -67,13 +67,14 @@ class KafkaLagReader:
         cls, kafka: KafkaSettings, *, group: str, topic: str, timeout_seconds: float
     ) -> KafkaLagReader:
         """A reader with its own consumer, carrying ``group`` as its group id."""
-        consumer = Consumer(kafka.consumer_config(group))
+        consumer = Consumer(kafka.consumer_config(group, logger=logger))
         return cls(consumer, group=group, topic=topic, timeout_seconds=timeout_seconds)
 
     def close(self) -> None:
         self._consumer.close()
 
     def read_lag(self) -> ConsumerLag:
+        self._consumer.poll(0)  # hands the client's own log lines to ``logger``
         try:
             partitions = self._partitions()
             committed = self._committed(partitions)

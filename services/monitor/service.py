@@ -26,7 +26,7 @@ def run(settings: MonitorSettings, kafka: KafkaSettings, stop: threading.Event) 
     server, server_thread = start_http_server(settings.metrics_port, registry=registry)
     logger.info("serving metrics", extra={"port": server.server_port})
 
-    producer = Producer(kafka.producer_config())
+    producer = Producer(kafka.producer_config(logger=logger))
     lag_reader = KafkaLagReader.connect(
         kafka,
         group=settings.watched_group,

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import (
@@ -21,62 +14,14 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from service_processes import ServiceProcess, service_env
 
 from eventbus import KafkaSettings, Topic, decode, encode
 from eventbus.contracts import Alert, AlertState, BehaviourEvent, BehaviourType
 from eventbus.topics import TOPIC_SPECS
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = 300
 THRESHOLD = 100
-
-
-class MonitorProcess:
-    """``python -m monitor`` as the operator starts it, with its log lines."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.log_lines: list[dict[str, object]] = []
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
-
-    def _read_log(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            try:
-                self.log_lines.append(json.loads(line))
-            except json.JSONDecodeError:
-                self.log_lines.append({"message": line.rstrip()})
-
-    def metrics_port(self, timeout_seconds: float = 20) -> int:
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            for line in self.log_lines:
-                if line.get("message") == "serving metrics":
-                    return int(str(line["port"]))
-            time.sleep(0.1)
-        raise AssertionError(f"no metrics port logged: {self.log_lines}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(timeout=5)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
-        for line in self.log_lines:
-            print(json.dumps(line))  # shown by pytest when the test fails
-
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=15)
 
 
 @pytest.fixture
@@ -85,21 +30,17 @@ def group() -> str:
 
 
 @pytest.fixture
-def monitor(kafka_settings: KafkaSettings, group: str) -> Iterator[MonitorProcess]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            str(REPO / part) for part in ("", "services", "build/gen")
-        ),
-        "RECOPS_KAFKA_BOOTSTRAP": kafka_settings.bootstrap_servers,
-        "RECOPS_TOPIC_PREFIX": kafka_settings.topic_prefix,
-        "RECOPS_MONITOR_WATCHED_GROUP": group,
-        "RECOPS_MONITOR_LAG_THRESHOLD_EVENTS": str(THRESHOLD),
-        "RECOPS_MONITOR_LAG_FOR_SECONDS": "2",
-        "RECOPS_MONITOR_EVALUATION_INTERVAL_SECONDS": "0.5",
-        "RECOPS_MONITOR_METRICS_PORT": "0",
-    }
-    process = MonitorProcess(env)
+def monitor(kafka_settings: KafkaSettings, group: str) -> Iterator[ServiceProcess]:
+    env = service_env(
+        RECOPS_KAFKA_BOOTSTRAP=kafka_settings.bootstrap_servers,
+        RECOPS_TOPIC_PREFIX=kafka_settings.topic_prefix,
+        RECOPS_MONITOR_WATCHED_GROUP=group,
+        RECOPS_MONITOR_LAG_THRESHOLD_EVENTS=str(THRESHOLD),
+        RECOPS_MONITOR_LAG_FOR_SECONDS="2",
+        RECOPS_MONITOR_EVALUATION_INTERVAL_SECONDS="0.5",
+        RECOPS_MONITOR_METRICS_PORT="0",
+    )
+    process = ServiceProcess("monitor", env)
     try:
         yield process
     finally:
@@ -185,7 +126,7 @@ class AlertReader:
 
 
 def test_lag_held_above_threshold_fires_once_and_resolves_once_caught_up(
-    kafka_settings: KafkaSettings, group: str, monitor: MonitorProcess
+    kafka_settings: KafkaSettings, group: str, monitor: ServiceProcess
 ) -> None:
     behind = partitions_of(Topic.BEHAVIOUR_EVENTS, kafka_settings)
     commit(kafka_settings, group, dict.fromkeys(behind, 0))
@@ -193,7 +134,7 @@ def test_lag_held_above_threshold_fires_once_and_resolves_once_caught_up(
     alerts = AlertReader(kafka_settings)
 
     firing = alerts.wait_for(AlertState.ALERT_STATE_FIRING, timeout_seconds=30)
-    port = monitor.metrics_port()
+    port = monitor.wait_for_log("serving metrics")["port"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
         exposed = response.read()
     commit(kafka_settings, group, ends)

@@ -19,6 +19,9 @@ class FakeConsumer:
         self.watermarks = watermarks
         self.unreachable = False
 
+    def poll(self, timeout: float) -> None:
+        return None
+
     def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
         partitions = dict.fromkeys(self.watermarks)
         described = SimpleNamespace(error=None, partitions=partitions)
