@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: DrillSettings) -> int:
-    """Run the service until SIGTERM or SIGINT, after the drill in progress."""
+    """Run the service until SIGTERM or SIGINT; a drill in progress is reverted."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -4,6 +4,7 @@ DrillError                 root; ``retriable`` says whether to try again
 ├── SettingsError          a setting cannot be read; fix the environment
 ├── RefusedError           the command asks for something no drill does
 ├── PreconditionError      the platform is not fit for a drill right now
+├── DrillInterrupted       the service is stopping; the drill ended early
 └── FaultError             a fault could not be injected or reverted
     └── RevertError        a fault may still be in place: act on it
 """
@@ -29,6 +30,10 @@ class PreconditionError(DrillError):
     """The cluster or the probes are not healthy enough to start a drill."""
 
     retriable = True
+
+
+class DrillInterrupted(DrillError):
+    """The drill service was asked to stop; faults were reverted, nothing judged."""
 
 
 class FaultError(DrillError):

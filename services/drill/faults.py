@@ -12,7 +12,7 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -118,13 +118,13 @@ class KafkaNodeKill:
         node_id: int,
         *,
         revert_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
+        backoff_seconds: float = 2.0,
     ) -> None:
         self.target = f"{KAFKA_NODE_PREFIX}{node_id}"
         self._cluster = cluster
         self._node_id = node_id
         self._revert_attempts = revert_attempts
-        self._sleep = sleep
+        self._backoff_seconds = backoff_seconds
 
     def inject(self) -> None:
         self._cluster.kill_node(self._node_id)
@@ -142,5 +142,5 @@ class KafkaNodeKill:
                     exc,
                     extra={"target": self.target},
                 )
-                self._sleep(2.0 * attempt)
+                time.sleep(self._backoff_seconds * attempt)
         raise RevertError(f"{self.target} did not start again; it may still be down")

@@ -13,11 +13,12 @@ import dataclasses
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from drill.errors import PreconditionError, RefusedError
+from drill.errors import DrillInterrupted, PreconditionError, RefusedError
 from drill.faults import ClusterControl, KafkaNodeKill, kafka_node_id
 from drill.health import ClusterHealth, wait_until_whole
 from drill.ingestion import IngestionCount, IngestionCounter
@@ -92,7 +93,8 @@ class KafkaNodeKillExperiment:
         probes: ProbeKit,
         metrics: DrillMetrics,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
+        revert_backoff_seconds: float = 2.0,
     ) -> None:
         self._settings = settings
         self._cluster = cluster
@@ -101,7 +103,8 @@ class KafkaNodeKillExperiment:
         self._probes = probes
         self._metrics = metrics
         self._clock = clock
-        self._sleep = sleep
+        self._stop = stop or threading.Event()
+        self._revert_backoff_seconds = revert_backoff_seconds
 
     def run(self, plan: DrillPlan) -> DrillResult:
         run = self.prepare(plan)
@@ -124,7 +127,7 @@ class KafkaNodeKillExperiment:
             self._health,
             timeout_seconds=self._settings.prepare_timeout_seconds,
             clock=self._clock,
-            sleep=self._sleep,
+            sleep=self._pause,
         )
         run = self._start_probes(plan, injector)
         try:
@@ -133,7 +136,7 @@ class KafkaNodeKillExperiment:
             self.stop_probes(run)
             raise
         run.baseline_started_at = self._clock()
-        self._sleep(self._settings.baseline_seconds)
+        self._pause(self._settings.baseline_seconds)
         return run
 
     def inject(self, run: NodeKillRun) -> None:
@@ -147,7 +150,7 @@ class KafkaNodeKillExperiment:
 
     def observe(self, run: NodeKillRun) -> None:
         """Let the fault last its planned time while the probes keep working."""
-        self._sleep(run.plan.fault_seconds)
+        self._pause(run.plan.fault_seconds)
 
     def revert(self, run: NodeKillRun) -> None:
         """Start the node again and write down that the fault is out."""
@@ -171,7 +174,7 @@ class KafkaNodeKillExperiment:
             recovered = None not in run.recovery_seconds.values()
             if recovered or self._clock() >= deadline:
                 break
-            self._sleep(0.2)
+            self._pause(0.2)
         run.cluster_whole_seconds = self._cluster_whole_seconds(run)
 
     def stop_probes(self, run: NodeKillRun) -> None:
@@ -230,7 +233,9 @@ class KafkaNodeKillExperiment:
             raise RefusedError(str(exc)) from None
         if node_id not in self._cluster.listening_nodes():
             raise RefusedError(f"{target} is not a node of this cluster")
-        return KafkaNodeKill(self._cluster, node_id, sleep=self._sleep)
+        return KafkaNodeKill(
+            self._cluster, node_id, backoff_seconds=self._revert_backoff_seconds
+        )
 
     def _start_probes(self, plan: DrillPlan, injector: KafkaNodeKill) -> NodeKillRun:
         events = self._probes.event_probe(plan, self._record(EVENTS))
@@ -254,7 +259,7 @@ class KafkaNodeKillExperiment:
             if self._clock() >= deadline:
                 flows = ", ".join(record.flow for record in waiting)
                 raise PreconditionError(f"no successful {flows} before the fault")
-            self._sleep(0.2)
+            self._pause(0.2)
 
     def _recovery(self, record: FlowRecord, since: float) -> float | None:
         streak = self._settings.healthy_streak
@@ -267,12 +272,20 @@ class KafkaNodeKillExperiment:
                 self._health,
                 timeout_seconds=run.plan.max_recovery_seconds,
                 clock=self._clock,
-                sleep=self._sleep,
+                sleep=self._pause,
             )
         except PreconditionError as exc:
             logger.warning("cluster not whole again: %s", exc, extra=_context(run))
             return None
         return self._clock() - run.fault_ended_at
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, unless the service is stopping: then end the drill early.
+
+        The revert still runs, from the ``finally`` around the fault.
+        """
+        if self._stop.wait(seconds):
+            raise DrillInterrupted("the drill service is stopping")
 
     def _record(self, flow: str) -> FlowRecord:
         return FlowRecord(flow, observer=self._observe_attempt)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -52,7 +52,11 @@ class DrillService:
         self._timeout_seconds = timeout_seconds
 
     def run(self, stop: threading.Event) -> None:
-        """Serve commands until ``stop`` is set; a drill in progress finishes."""
+        """Serve commands until ``stop`` is set.
+
+        A drill in progress when ``stop`` is set ends early: its fault is
+        reverted and it is answered as aborted.
+        """
         topic = self._kafka.topic(Topic.DRILL_COMMANDS)
         self._consumer.subscribe([topic])
         logger.info("waiting for drill commands", extra={"topic": topic})
@@ -69,7 +73,14 @@ class DrillService:
         if error is not None:
             logger.warning("consumer error: %s", error.str())
             return None
-        self._consumer.commit(message=record, asynchronous=False)
+        try:
+            self._consumer.commit(message=record, asynchronous=False)
+        except KafkaException as exc:
+            logger.warning(
+                "drill command not committed; a restart may run it again: %s",
+                exc,
+                extra={"offset": record.offset()},
+            )
         try:
             return decode(DrillCommand, record.value(), _header_pairs(record))
         except DecodeError as exc:
@@ -136,6 +147,7 @@ def serve(settings: DrillSettings, kafka: KafkaSettings, stop: threading.Event) 
         ledger=ledger,
         probes=KafkaProbeKit(settings, kafka),
         metrics=metrics,
+        stop=stop,
     )
     runner = DrillRunner(
         settings=settings, experiments={experiment.name: experiment}, metrics=metrics

@@ -80,14 +80,14 @@ class FlakyCluster:
 def test_a_revert_tries_again_when_the_node_does_not_start_at_first() -> None:
     cluster = FlakyCluster(failures=2)
 
-    KafkaNodeKill(cluster, 1, sleep=lambda _: None).revert()
+    KafkaNodeKill(cluster, 1, backoff_seconds=0).revert()
 
     assert cluster.starts == 3
 
 
 def test_a_revert_that_never_succeeds_says_the_node_may_be_down() -> None:
     cluster = FlakyCluster(failures=10)
-    kill = KafkaNodeKill(cluster, 1, revert_attempts=3, sleep=lambda _: None)
+    kill = KafkaNodeKill(cluster, 1, revert_attempts=3, backoff_seconds=0)
 
     with pytest.raises(RevertError, match="kafka-node-1"):
         kill.revert()

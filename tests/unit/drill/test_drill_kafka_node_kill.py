@@ -1,10 +1,17 @@
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Set
 from pathlib import Path
 
 import pytest
-from drill.errors import FaultError, PreconditionError, RefusedError, RevertError
+from drill.errors import (
+    DrillInterrupted,
+    FaultError,
+    PreconditionError,
+    RefusedError,
+    RevertError,
+)
 from drill.ingestion import IngestionCount
 from drill.kafka_node_kill import KafkaNodeKillExperiment, judge, longest_gap
 from drill.ledger import FaultLedger
@@ -30,10 +37,12 @@ class RecordingCluster:
         self.ledger = ledger
         self.actions: list[tuple[str, int, list[str]]] = []
         self.kill_error: Exception | None = None
+        self.on_kill: Callable[[], None] = lambda: None
         self.start_error: Exception | None = None
 
     def kill_node(self, node_id: int) -> None:
         self._note("kill", node_id)
+        self.on_kill()
         if self.kill_error is not None:
             raise self.kill_error
 
@@ -160,8 +169,8 @@ class Drill:
         ingest: Ingest | None = None,
         broken_by_kill: bool = False,
         prepare_timeout_seconds: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self.stop = threading.Event()
         self.ledger = FaultLedger(tmp_path / "faults.jsonl")
         self.cluster = RecordingCluster(self.ledger)
         self.ingest = ingest or Ingest()
@@ -178,7 +187,8 @@ class Drill:
             ledger=self.ledger,
             probes=Kit(self.cluster, self.ingest, broken_by_kill=broken_by_kill),
             metrics=DrillMetrics(CollectorRegistry()),
-            sleep=sleep,
+            stop=self.stop,
+            revert_backoff_seconds=0.01,
         )
 
 
@@ -192,21 +202,19 @@ def test_the_fault_is_in_the_ledger_before_the_node_is_killed(tmp_path: Path) ->
     assert drill.ledger.open_faults() == []
 
 
-def test_a_drill_interrupted_during_the_fault_still_starts_the_node_again(
+def test_a_drill_stopped_during_the_fault_still_starts_the_node_again(
     tmp_path: Path,
 ) -> None:
-    def sleep(seconds: float) -> None:
-        if seconds == PLAN.fault_seconds:
-            raise KeyboardInterrupt
-        time.sleep(seconds)
+    drill = Drill(tmp_path)
+    drill.cluster.on_kill = drill.stop.set  # SIGTERM arrives mid-fault
+    started = time.monotonic()
 
-    drill = Drill(tmp_path, sleep=sleep)
-
-    with pytest.raises(KeyboardInterrupt):
-        drill.experiment.run(PLAN)
+    with pytest.raises(DrillInterrupted):
+        drill.experiment.run(dataclasses.replace(PLAN, fault_seconds=60))
 
     assert [action for action, _, _ in drill.cluster.actions] == ["kill", "start"]
     assert drill.ledger.open_faults() == []
+    assert time.monotonic() - started < 10
 
 
 def test_a_kill_that_fails_half_way_is_reverted_all_the_same(tmp_path: Path) -> None:
@@ -223,7 +231,7 @@ def test_a_kill_that_fails_half_way_is_reverted_all_the_same(tmp_path: Path) -> 
 def test_a_revert_that_fails_leaves_the_fault_open_in_the_ledger(
     tmp_path: Path,
 ) -> None:
-    drill = Drill(tmp_path, sleep=lambda s: time.sleep(min(s, 0.3)))
+    drill = Drill(tmp_path)
     drill.cluster.start_error = FaultError("node exited during start")
 
     with pytest.raises(RevertError):
