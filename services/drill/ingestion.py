@@ -49,12 +49,13 @@ class KafkaIngestionCounter:
 
     Records are matched by source, so events from everything else on the
     topic are skipped. After the last expected event it keeps reading a
-    moment longer, to catch duplicates written just behind it.
+    moment longer, to catch duplicates written just behind it. Each step opens
+    its own consumer and closes it, so an aborted drill leaves none behind.
     """
 
     def __init__(
         self,
-        consumer: Consumer,
+        new_consumer: Callable[[], Consumer],
         *,
         topic: str,
         source: str,
@@ -62,7 +63,7 @@ class KafkaIngestionCounter:
         settle_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._consumer = consumer
+        self._new_consumer = new_consumer
         self._topic = topic
         self._source = source
         self._timeout_seconds = timeout_seconds
@@ -75,65 +76,76 @@ class KafkaIngestionCounter:
         cls, kafka: KafkaSettings, *, topic: str, source: str, timeout_seconds: float
     ) -> KafkaIngestionCounter:
         group = f"recops-drill-verify-{uuid.uuid4().hex[:12]}"
-        consumer = Consumer(kafka.consumer_config(group, logger=logger))
+
+        def new_consumer() -> Consumer:
+            return Consumer(kafka.consumer_config(group, logger=logger))
+
         return cls(
-            consumer, topic=topic, source=source, timeout_seconds=timeout_seconds
+            new_consumer, topic=topic, source=source, timeout_seconds=timeout_seconds
         )
 
     def mark_start(self) -> None:
+        consumer = self._new_consumer()
         try:
-            metadata = self._consumer.list_topics(
-                self._topic, timeout=self._timeout_seconds
-            )
-            partitions = sorted(metadata.topics[self._topic].partitions)
-            self._start = [
-                TopicPartition(self._topic, p, self._high_watermark(p))
-                for p in partitions
-            ]
+            self._start = self._ends(consumer)
         except (KafkaException, KeyError) as exc:
             raise PreconditionError(f"end of {self._topic} unknown: {exc}") from exc
+        finally:
+            consumer.close()
         if not self._start:
             raise PreconditionError(f"{self._topic} has no partitions")
 
     def count(self, expected: Set[str], *, timeout_seconds: float) -> IngestionCount:
         started = self._clock()
         copies: Counter[str] = Counter()
-        self._consumer.assign(self._start)
+        consumer = self._new_consumer()
+        consumer.assign(self._start)
+
+        def all_seen() -> bool:
+            return expected <= copies.keys()
+
         try:
-            self._read_until(
-                lambda: expected <= copies.keys(), copies, started + timeout_seconds
-            )
-            self._read_quiet_period(copies)
+            self._read_until(consumer, all_seen, copies, started + timeout_seconds)
+            self._read_quiet_period(consumer, copies)
         finally:
-            self._consumer.close()
+            consumer.close()
         return IngestionCount(
             ingested_ids=frozenset(copies),
             duplicates=sum(copies.values()) - len(copies),
             waited_seconds=self._clock() - started,
         )
 
-    def _high_watermark(self, partition: int) -> int:
-        _, high = self._consumer.get_watermark_offsets(
-            TopicPartition(self._topic, partition), timeout=self._timeout_seconds
-        )
-        return high
+    def _ends(self, consumer: Consumer) -> list[TopicPartition]:
+        metadata = consumer.list_topics(self._topic, timeout=self._timeout_seconds)
+        ends = []
+        for partition in sorted(metadata.topics[self._topic].partitions):
+            where = TopicPartition(self._topic, partition)
+            _, high = consumer.get_watermark_offsets(
+                where, timeout=self._timeout_seconds
+            )
+            ends.append(TopicPartition(self._topic, partition, high))
+        return ends
 
     def _read_until(
-        self, done: Callable[[], bool], copies: Counter[str], deadline: float
+        self,
+        consumer: Consumer,
+        done: Callable[[], bool],
+        copies: Counter[str],
+        deadline: float,
     ) -> None:
         while not done() and self._clock() < deadline:
-            self._read_batch(copies)
+            self._read_batch(consumer, copies)
 
-    def _read_quiet_period(self, copies: Counter[str]) -> None:
+    def _read_quiet_period(self, consumer: Consumer, copies: Counter[str]) -> None:
         quiet_until = self._clock() + self._settle_seconds
         while self._clock() < quiet_until:
-            if self._read_batch(copies):
+            if self._read_batch(consumer, copies):
                 quiet_until = self._clock() + self._settle_seconds
 
-    def _read_batch(self, copies: Counter[str]) -> int:
+    def _read_batch(self, consumer: Consumer, copies: Counter[str]) -> int:
         """Read what is there; return how many of this drill's events came."""
         matched = 0
-        for record in self._consumer.consume(500, timeout=0.2):
+        for record in consumer.consume(500, timeout=0.2):
             if record.error() is not None:
                 continue
             try:

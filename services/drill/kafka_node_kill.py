@@ -18,7 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from drill.errors import DrillInterrupted, PreconditionError, RefusedError
+from drill.errors import (
+    DrillError,
+    DrillInterrupted,
+    PreconditionError,
+    RefusedError,
+)
 from drill.faults import ClusterControl, KafkaNodeKill, kafka_node_id
 from drill.health import ClusterHealth, wait_until_whole
 from drill.ingestion import IngestionCount, IngestionCounter
@@ -132,11 +137,11 @@ class KafkaNodeKillExperiment:
         run = self._start_probes(plan, injector)
         try:
             self._await_first_successes(run)
-        except PreconditionError:
+            run.baseline_started_at = self._clock()
+            self._pause(self._settings.baseline_seconds)
+        except DrillError:
             self.stop_probes(run)
             raise
-        run.baseline_started_at = self._clock()
-        self._pause(self._settings.baseline_seconds)
         return run
 
     def inject(self, run: NodeKillRun) -> None:
