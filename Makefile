@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 	test test-unit test-integration test-rules demo lint typecheck \
 	bench-ingest bench-train bench-inference clean
 
-setup: venv proto
+setup: venv proto deploy-tools
 	@$(PYTHON) deploy/kafka/cluster.py fetch
 
 venv: $(VENV)/.complete
@@ -68,7 +68,9 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 typecheck: setup
-	$(PY) -m mypy eventbus services
+	$(PY) -m mypy eventbus services/*
+
+include deploy/helm/charts.mk
 
 clean:
 	rm -rf build reports .state

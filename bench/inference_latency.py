@@ -33,12 +33,12 @@ from pathlib import Path
 import grpc
 import torch
 from confluent_kafka import Producer
-from inference.artifact import ArtifactMetadata, write_artifact
-from inference.client import StorefrontClient
 
 from eventbus import KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
 from eventbus.topics import Topic
+from inference.artifact import ArtifactMetadata, write_artifact
+from inference.client import StorefrontClient
 
 REPO = Path(__file__).resolve().parent.parent
 TRANSACTIONS = REPO.parent / "shared" / "data" / "online-retail" / "transactions.csv.gz"

@@ -70,7 +70,7 @@ def decode(message_type: type[M], value: bytes | None, headers: Headers | None) 
         raise DecodeError("empty_payload", "the record has no value")
     content_type = content_type_of(headers)
 
-    message = message_type()
+    message: M = message_type()
     if content_type is ContentType.JSON:
         try:
             text = value.decode("utf-8")

@@ -62,4 +62,7 @@ class KafkaSettings:
         }
 
     def admin_config(self) -> dict[str, str | int | float | bool]:
-        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+        }

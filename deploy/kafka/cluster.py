@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import dataclasses
 import json
 import os
@@ -97,7 +98,11 @@ def fetch(layout: ClusterLayout) -> None:
     print(f"fetching Kafka {kafka_version()} jars into {layout.libs_dir}")
     subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(HERE / "pom.xml"),
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(HERE / "pom.xml"),
             "dependency:copy-dependencies",
             f"-DoutputDirectory={layout.libs_dir}",
             "-DincludeScope=runtime",
@@ -174,8 +179,14 @@ def format_storage(layout: ClusterLayout) -> None:
         config = node_dir / "server.properties"
         config.write_text(server_properties(layout, node_id))
         command = java_command(
-            layout, node_id, "kafka.tools.StorageTool", "format",
-            "-t", cluster_id, "-c", str(config),
+            layout,
+            node_id,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
         )
         subprocess.run(
             command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
@@ -210,8 +221,11 @@ def start_node(layout: ClusterLayout, node_id: int) -> None:
     )
     with open(node_dir / "stdout.log", "ab") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     layout.pid_file(node_id).write_text(str(process.pid))
 
@@ -244,10 +258,8 @@ def stop_node(layout: ClusterLayout, node_id: int, *, kill: bool = False) -> Non
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def status(layout: ClusterLayout) -> dict[str, object]:
@@ -259,8 +271,7 @@ def status(layout: ClusterLayout) -> dict[str, object]:
                 "node_id": node_id,
                 "pid": pid,
                 "client_port": layout.client_port(node_id),
-                "listening": pid is not None
-                and port_open(layout.client_port(node_id)),
+                "listening": pid is not None and port_open(layout.client_port(node_id)),
             }
         )
     return {"bootstrap_servers": layout.bootstrap_servers, "nodes": nodes}
@@ -271,8 +282,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command",
         choices=[
-            "fetch", "start", "stop", "status", "destroy", "bootstrap",
-            "stop-node", "kill-node", "start-node",
+            "fetch",
+            "start",
+            "stop",
+            "status",
+            "destroy",
+            "bootstrap",
+            "stop-node",
+            "kill-node",
+            "start-node",
         ],
     )
     parser.add_argument("node", nargs="?", type=int, choices=range(NODE_COUNT))

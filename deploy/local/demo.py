@@ -374,7 +374,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         ("events replayed", f"{replay['events_acknowledged']:,} acknowledged"),
         ("events ingested", f"{summary['events_ingested']:,}"),
         ("dead-lettered", f"{dead['total']:,} {dead['by_reason']}"),
-        ("snapshot rows", f"{summary['snapshot'].get('row_counts')}"),
+        ("snapshot rows", f"{summary['snapshot'].get('rows')}"),
         ("model", f"{model['name']} {model['version']}"),
         *((f"  {name}", f"{value:.4f}") for name, value in model["metrics"].items()),
         (
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.count_dead_letters()
         with demo.step("cut the training snapshot"):
             snapshot_dir = demo.snapshot()
-            rows = demo.summary["snapshot"]["row_counts"]
+            rows = demo.summary["snapshot"]["rows"]
             demo.summary["events_ingested"] = sum(rows.values())
         with demo.step("train, evaluate and publish the recommender"):
             ready = demo.train(snapshot_dir)

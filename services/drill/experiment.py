@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from drill.plan import DrillPlan
-
 from eventbus.contracts import DrillResult
 
 

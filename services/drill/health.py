@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+
 from drill.errors import PreconditionError
 from drill.faults import ClusterControl
 

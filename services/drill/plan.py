@@ -7,7 +7,6 @@ import re
 
 from drill.errors import RefusedError
 from drill.settings import DrillSettings
-
 from eventbus.contracts import DrillCommand
 
 DRILL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

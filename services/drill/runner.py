@@ -15,7 +15,6 @@ from drill.metrics import DrillMetrics
 from drill.plan import plan_from_command, valid_drill_id
 from drill.report import verdict_name, write_report
 from drill.settings import DrillSettings
-
 from eventbus.contracts import DrillCommand, DrillResult, DrillVerdict
 
 logger = logging.getLogger(__name__)

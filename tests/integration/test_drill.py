@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from drill import cli
-from drill.ledger import FaultLedger
 from service_processes import ServiceProcess, free_port, service_env
 
+from drill import cli
+from drill.ledger import FaultLedger
 from eventbus import KafkaSettings
 from tests.conftest import LocalCluster
 

@@ -23,15 +23,15 @@ import torch
 from confluent_kafka import Producer
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from inference.artifact import ArtifactMetadata, write_artifact
-from inference.client import StorefrontClient
-from inference.server import InferenceServer
-from inference.settings import InferenceSettings
 from recops.v1 import storefront_pb2
 
 from eventbus import KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
 from eventbus.topics import Topic
+from inference.artifact import ArtifactMetadata, write_artifact
+from inference.client import StorefrontClient
+from inference.server import InferenceServer
+from inference.settings import InferenceSettings
 
 REPO = Path(__file__).resolve().parent.parent.parent
 ITEM_IDS = ("", "85123A", "71053", "84406B", "84029G", "84029E", "22752", "21730")

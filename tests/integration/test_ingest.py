@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import CollectorRegistry
+
+from eventbus import ContentType, KafkaSettings, Topic, encode
+from eventbus.contracts import BehaviourEvent, BehaviourType, DeadLetter
 from ingest.metrics import IngestMetrics
 from ingest.replay import DEFAULT_DATA, Replayer, read_lines, replay_producer
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
 from ingest.snapshot import read_to_end
-from prometheus_client import CollectorRegistry
-
-from eventbus import ContentType, KafkaSettings, Topic, encode
-from eventbus.contracts import BehaviourEvent, BehaviourType, DeadLetter
 from tests.conftest import REPO, LocalCluster
 
 Lines = Iterator[tuple[int, list[str]]]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from trainer.artifact import file_digest, load_model_uri
 
 from eventbus import KafkaSettings, Topic, decode
 from eventbus.contracts import ModelReady
+from trainer.artifact import file_digest, load_model_uri
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = pa.schema(

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from drill.errors import FaultError, RevertError
 from drill.faults import KafkaNodeKill, ScriptCluster, kafka_node_id
 

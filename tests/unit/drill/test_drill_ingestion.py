@@ -1,8 +1,8 @@
 from types import SimpleNamespace
 
 from confluent_kafka import TopicPartition
-from drill.ingestion import KafkaIngestionCounter
 
+from drill.ingestion import KafkaIngestionCounter
 from eventbus import encode
 from eventbus.contracts import BehaviourEvent
 

@@ -5,6 +5,8 @@ from collections.abc import Callable, Set
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+
 from drill.errors import (
     DrillInterrupted,
     FaultError,
@@ -25,8 +27,6 @@ from drill.probes import (
     RecommendProbe,
 )
 from drill.settings import DrillSettings
-from prometheus_client import CollectorRegistry
-
 from eventbus.contracts import BehaviourEvent, DrillVerdict
 
 

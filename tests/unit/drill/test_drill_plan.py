@@ -1,8 +1,8 @@
 import pytest
+
 from drill.errors import RefusedError
 from drill.plan import plan_from_command
 from drill.settings import DrillSettings
-
 from eventbus.contracts import DrillCommand
 
 

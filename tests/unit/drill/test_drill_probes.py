@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 import grpc
 import pytest
+from recops.v1 import storefront_pb2, storefront_pb2_grpc
+
 from drill.probes import (
     Attempt,
     EventProbe,
@@ -14,8 +16,6 @@ from drill.probes import (
     RecommendProbe,
     recovered_at,
 )
-from recops.v1 import storefront_pb2, storefront_pb2_grpc
-
 from eventbus.contracts import BehaviourEvent, BehaviourType
 
 

@@ -3,7 +3,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from drill.report import render_markdown, result_document, write_report
-
 from eventbus.contracts import DrillResult, DrillVerdict
 
 

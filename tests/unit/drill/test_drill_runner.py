@@ -1,13 +1,13 @@
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from drill.errors import PreconditionError
 from drill.ledger import FaultLedger
 from drill.metrics import DrillMetrics
 from drill.plan import DrillPlan
 from drill.runner import DrillRunner, revert_open_faults
 from drill.settings import DrillSettings
-from prometheus_client import CollectorRegistry
-
 from eventbus.contracts import DrillCommand, DrillResult, DrillVerdict
 
 

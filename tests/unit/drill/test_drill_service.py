@@ -4,7 +4,6 @@ from collections.abc import Callable
 
 from drill import cli
 from drill.service import DrillService
-
 from eventbus import KafkaSettings, decode, encode
 from eventbus.contracts import DrillCommand, DrillResult, DrillVerdict
 

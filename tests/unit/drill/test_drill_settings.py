@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from drill.errors import SettingsError
 from drill.settings import DrillSettings
 

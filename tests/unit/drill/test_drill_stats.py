@@ -2,6 +2,7 @@ import random
 
 import numpy
 import pytest
+
 from drill.stats import percentile
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from inference.artifact import write_artifact
-from inference.metrics import InferenceMetrics
 from inference_fakes import ITEM_IDS, ArtifactMaker, FixedScores, metadata, scripted
 from prometheus_client import CollectorRegistry
 
 from eventbus.contracts import ModelReady
+from inference.artifact import write_artifact
+from inference.metrics import InferenceMetrics
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import torch
-from inference.artifact import ArtifactMetadata
-from inference.model import ServingModel
 from prometheus_client import CollectorRegistry
 
 from eventbus import encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
+from inference.artifact import ArtifactMetadata
+from inference.model import ServingModel
 
 # Real stock codes and descriptions from the retail data.
 ITEM_IDS = ("", "85123A", "71053", "84406B", "84029G", "84029E", "22752", "21730")

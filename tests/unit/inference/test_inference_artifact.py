@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from inference.artifact import ArtifactMetadata, artifact_path, load_model
-from inference.errors import ArtifactRejectedError, RejectionReason
 from inference_fakes import ITEM_IDS, MAX_LEN, ArtifactMaker, metadata, scripted
 
 from eventbus.contracts import ModelReady
+from inference.artifact import ArtifactMetadata, artifact_path, load_model
+from inference.errors import ArtifactRejectedError, RejectionReason
 
 CPU = torch.device("cpu")
 

@@ -1,9 +1,9 @@
-from inference.history import PurchaseHistory, PurchaseHistoryFeed
-from inference.metrics import InferenceMetrics
 from inference_fakes import FakeRecord, count, ingested
 from prometheus_client import CollectorRegistry
 
 from eventbus.contracts import BehaviourType
+from inference.history import PurchaseHistory, PurchaseHistoryFeed
+from inference.metrics import InferenceMetrics
 
 
 def test_only_product_purchases_enter_the_history(

@@ -1,14 +1,14 @@
 import pytest
 import torch
+from inference_fakes import ArtifactMaker, FakeRecord, announced, count, serving_model
+from prometheus_client import CollectorRegistry
+
+from eventbus.contracts import ModelReady
 from inference.artifact import artifact_path, load_model
 from inference.errors import ArtifactRejectedError, RejectionReason
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder, ServingModel
 from inference.model_feed import ModelFeed
-from inference_fakes import ArtifactMaker, FakeRecord, announced, count, serving_model
-from prometheus_client import CollectorRegistry
-
-from eventbus.contracts import ModelReady
 
 NAME = "sequential-recommender"
 

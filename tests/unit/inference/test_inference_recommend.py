@@ -3,11 +3,12 @@ import random
 
 import pytest
 import torch
+from inference_fakes import ITEM_IDS, MAX_LEN, RecordingScorer, serving_model
+
 from inference.errors import InvalidRequestError, NotReadyError
 from inference.history import PurchaseHistory
 from inference.model import ModelHolder, ServingModel
 from inference.recommender import POPULARITY_VERSION, FallbackReason, Recommender
-from inference_fakes import ITEM_IDS, MAX_LEN, RecordingScorer, serving_model
 
 SHOPPER = "17850"
 

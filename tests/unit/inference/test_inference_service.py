@@ -4,6 +4,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from inference_fakes import count, serving_model
+from prometheus_client import CollectorRegistry
+from recops.v1 import storefront_pb2, storefront_pb2_grpc
+
 from inference.errors import (
     ArtifactRejectedError,
     InvalidRequestError,
@@ -16,9 +20,6 @@ from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
 from inference.recommender import Recommender
 from inference.service import StorefrontService, status_code_of
-from inference_fakes import count, serving_model
-from prometheus_client import CollectorRegistry
-from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
 Call = Callable[[storefront_pb2_grpc.StorefrontStub], Awaitable[object]]
 

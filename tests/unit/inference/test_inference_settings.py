@@ -1,4 +1,5 @@
 import pytest
+
 from inference.errors import SettingsError
 from inference.settings import InferenceSettings
 

@@ -1,8 +1,9 @@
 import threading
 from collections.abc import Sequence
 
-from inference.feeds import Record, TopicTail, header_value
 from inference_fakes import FakeRecord
+
+from inference.feeds import Record, TopicTail, header_value
 
 
 class ListSource:

@@ -1,8 +1,7 @@
 from collections.abc import Callable
 
-from ingest.classification import ItemKind, Oddity, classify, item_kind_of
-
 from eventbus.contracts import BehaviourEvent, BehaviourType
+from ingest.classification import ItemKind, Oddity, classify, item_kind_of
 
 EventFactory = Callable[..., BehaviourEvent]
 

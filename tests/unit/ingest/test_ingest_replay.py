@@ -5,6 +5,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, Message
+
+from eventbus import ContentType, decode
+from eventbus.contracts import BehaviourEvent, BehaviourType
 from ingest.replay import (
     DEFAULT_DATA,
     Pacer,
@@ -14,9 +17,6 @@ from ingest.replay import (
     read_lines,
 )
 from ingest.triage import header_pairs
-
-from eventbus import ContentType, decode
-from eventbus.contracts import BehaviourEvent, BehaviourType
 
 FIRST_LINES = dict(read_lines(DEFAULT_DATA, limit=3_000))
 

@@ -5,14 +5,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
-from ingest.errors import TransactionFencedError
-from ingest.metrics import IngestMetrics
-from ingest.service import IngestService
-from ingest.settings import IngestSettings
 from prometheus_client import CollectorRegistry
 
 from eventbus import ContentType, KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent
+from ingest.errors import TransactionFencedError
+from ingest.metrics import IngestMetrics
+from ingest.service import IngestService
+from ingest.settings import IngestSettings
 
 EventFactory = Callable[..., BehaviourEvent]
 RAW = "t.behaviour-events"

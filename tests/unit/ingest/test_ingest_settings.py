@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from ingest.errors import ConfigurationError
 from ingest.settings import EventTimeMode, IngestSettings
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from ingest.errors import SnapshotError
 from ingest.snapshot import SCHEMA, SnapshotEvent, split_events, write_snapshot
 

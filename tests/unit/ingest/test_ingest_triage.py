@@ -2,13 +2,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from confluent_kafka import Message
+
+from eventbus import ContentType, encode
+from eventbus.contracts import BehaviourEvent, BehaviourType, DeadLetter
 from ingest.classification import ItemKind, Oddity
 from ingest.settings import EventTimeMode
 from ingest.triage import Triage, batch_offsets, batch_starts
 from ingest.validation import EventTimeWindow
-
-from eventbus import ContentType, encode
-from eventbus.contracts import BehaviourEvent, BehaviourType, DeadLetter
 
 EventFactory = Callable[..., BehaviourEvent]
 

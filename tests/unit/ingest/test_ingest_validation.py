@@ -3,6 +3,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
+from eventbus.contracts import BehaviourEvent, BehaviourType
 from ingest.settings import EventTimeMode
 from ingest.validation import (
     MAX_QUANTITY,
@@ -11,8 +13,6 @@ from ingest.validation import (
     RefusalReason,
     check_event,
 )
-
-from eventbus.contracts import BehaviourEvent, BehaviourType
 
 EventFactory = Callable[..., BehaviourEvent]
 

@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
 from monitor.errors import LagReadError
 from monitor.lag import ConsumerLag, KafkaLagReader
 

@@ -1,4 +1,5 @@
 import pytest
+
 from monitor.errors import SettingsError
 from monitor.settings import MonitorSettings
 

@@ -1,13 +1,13 @@
 from datetime import UTC, datetime
 
+from prometheus_client import CollectorRegistry
+
+from eventbus.contracts import Alert, AlertState
 from monitor.errors import LagReadError, PublishError
 from monitor.lag import ConsumerLag
 from monitor.metrics import MonitorMetrics
 from monitor.rules import RuleState, ThresholdRule
 from monitor.watcher import LagWatcher
-from prometheus_client import CollectorRegistry
-
-from eventbus.contracts import Alert, AlertState
 
 GROUP = "recops-ingest"
 TOPIC = "t.behaviour-events"

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from trainer_snapshots import TINY_CONFIG
+
 from trainer.artifact import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -19,7 +21,6 @@ from trainer.artifact import (
 )
 from trainer.errors import ArtifactError, ArtifactIntegrityError
 from trainer.model import SequentialRecommender, to_torchscript
-from trainer_snapshots import TINY_CONFIG
 
 ITEM_IDS = ["", "85123A", "71053", "84406B", "22423", "47566"]
 VERSION = "20261203T190102Z-1a2b3c4d"

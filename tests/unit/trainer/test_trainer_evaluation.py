@@ -1,6 +1,7 @@
 import math
 
 import pytest
+
 from trainer.evaluation import (
     EvaluationCase,
     PopularityRecommender,

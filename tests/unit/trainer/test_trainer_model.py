@@ -1,6 +1,7 @@
 import torch
-from trainer.model import PADDING_SCORE, SequentialRecommender, to_torchscript
 from trainer_snapshots import TINY_CONFIG
+
+from trainer.model import PADDING_SCORE, SequentialRecommender, to_torchscript
 
 ITEMS = 30
 

@@ -2,14 +2,14 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from trainer_snapshots import TINY_CONFIG, successor_snapshot
+
+from eventbus.contracts import ModelReady
 from trainer.artifact import file_digest, list_versions, load_model_uri
 from trainer.errors import PublishError
 from trainer.metrics import TrainerMetrics
 from trainer.pipeline import run_training
 from trainer.settings import TrainerSettings
-from trainer_snapshots import TINY_CONFIG, successor_snapshot
-
-from eventbus.contracts import ModelReady
 
 
 class RecordingPublisher:

@@ -1,4 +1,5 @@
 import pytest
+
 from trainer.errors import SnapshotError
 from trainer.sequences import (
     IGNORE_LABEL,

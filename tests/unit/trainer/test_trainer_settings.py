@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from trainer.__main__ import build_parser, settings_with_overrides
 from trainer.settings import TrainerSettings, TrainingConfig
 

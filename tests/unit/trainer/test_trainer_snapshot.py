@@ -3,9 +3,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from trainer_snapshots import START, event, write_snapshot
+
 from trainer.errors import SnapshotError
 from trainer.snapshot import load_purchases, resolve_snapshot
-from trainer_snapshots import START, event, write_snapshot
 
 
 def test_only_customers_product_purchases_are_read_in_time_order(

@@ -1,3 +1,5 @@
+from trainer_snapshots import TINY_CONFIG, successor_sequences
+
 from trainer.evaluation import (
     EvaluationCase,
     PopularityRecommender,
@@ -7,7 +9,6 @@ from trainer.evaluation import (
 from trainer.sequences import ItemCatalogue
 from trainer.snapshot import PurchaseLog
 from trainer.training import train_recommender
-from trainer_snapshots import TINY_CONFIG, successor_sequences
 
 
 def as_log(sequences: list[list[str]]) -> PurchaseLog:

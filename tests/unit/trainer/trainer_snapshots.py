@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from trainer.settings import TrainingConfig
 
 SCHEMA = pa.schema(
