@@ -242,19 +242,26 @@ def wait_for_nodes(layout: ClusterLayout, nodes: list[int], timeout_s: float) ->
             time.sleep(0.25)
 
 
-def stop_node(layout: ClusterLayout, node_id: int, *, kill: bool = False) -> None:
-    """Stop one node: SIGTERM and wait for a clean shutdown, or SIGKILL."""
-    pid = read_pid(layout, node_id)
-    if pid is None:
-        return
-    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while read_pid(layout, node_id) is not None and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.1)
-    if read_pid(layout, node_id) is not None:
-        os.kill(pid, signal.SIGKILL)
-    layout.pid_file(node_id).unlink(missing_ok=True)
+def stop_nodes(
+    layout: ClusterLayout, nodes: list[int], *, kill: bool = False
+) -> None:
+    """Stop nodes together: SIGTERM and wait for a clean shutdown, or SIGKILL.
+
+    All nodes are signalled at once, so the last one does not wait for a
+    controller quorum that its peers already left.
+    """
+    pids = {n: pid for n in nodes if (pid := read_pid(layout, n)) is not None}
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for node_id, pid in pids.items():
+        while read_pid(layout, node_id) is not None and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if read_pid(layout, node_id) is not None:
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+        layout.pid_file(node_id).unlink(missing_ok=True)
 
 
 def _reap(pid: int) -> None:
@@ -310,20 +317,18 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_nodes(layout, list(range(NODE_COUNT)), args.timeout_s)
         print(layout.bootstrap_servers)
     elif args.command == "stop":
-        for node_id in range(NODE_COUNT):
-            stop_node(layout, node_id)
+        stop_nodes(layout, list(range(NODE_COUNT)))
     elif args.command == "destroy":
-        for node_id in range(NODE_COUNT):
-            stop_node(layout, node_id, kill=True)
+        stop_nodes(layout, list(range(NODE_COUNT)), kill=True)
         shutil.rmtree(layout.state_dir, ignore_errors=True)
     elif args.command == "status":
         print(json.dumps(status(layout), indent=2))
     elif args.command == "bootstrap":
         print(layout.bootstrap_servers)
     elif args.command == "stop-node":
-        stop_node(layout, args.node)
+        stop_nodes(layout, [args.node])
     elif args.command == "kill-node":
-        stop_node(layout, args.node, kill=True)
+        stop_nodes(layout, [args.node], kill=True)
     elif args.command == "start-node":
         start_node(layout, args.node)
         wait_for_nodes(layout, [args.node], args.timeout_s)

@@ -281,6 +281,7 @@ class Demo:
         if not records:
             raise RuntimeError(f"the drill published no result; it printed: {output}")
         result = decode(DrillResult, records[-1].value(), records[-1].headers())
+        measured = dict(result.measurements)
         self.summary["drill"] = {
             "experiment": result.experiment,
             "target": result.target,
@@ -294,6 +295,14 @@ class Demo:
             "requests_total": result.requests_total,
             "requests_failed": result.requests_failed,
             "seconds_to_recover": round(result.seconds_to_recover, 2),
+            "node_down_seconds": round(measured.get("node_down_seconds", 0.0), 1),
+            "writes_stalled_seconds": round(
+                measured.get("events_longest_gap_seconds", 0.0), 1
+            ),
+            "recommend_p99_ms_during_fault": round(
+                measured.get("requests_latency_p99_seconds_during_fault", 0.0) * 1000,
+                2,
+            ),
             "report": result.report_uri,
         }
 
@@ -376,7 +385,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         ("dead-lettered", f"{dead['total']:,} {dead['by_reason']}"),
         ("snapshot rows", f"{summary['snapshot'].get('rows')}"),
         ("model", f"{model['name']} {model['version']}"),
-        *((f"  {name}", f"{value:.4f}") for name, value in model["metrics"].items()),
+        ("  metric on the test split", "model   popularity"),
+        *(
+            (f"  {name}", f"{value:.4f}  {model['metrics'][baseline]:.4f}")
+            for name, value in model["metrics"].items()
+            if (baseline := f"baseline_popularity.{name}") in model["metrics"]
+        ),
         (
             "Recommend latency",
             f"p50 {recommend['latency_p50_ms']} ms, p99 {recommend['latency_p99_ms']}"
@@ -393,7 +407,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         (
             "  gRPC",
             f"{drill['requests_total']} calls, {drill['requests_failed']} failed,"
-            f" healthy again after {drill['seconds_to_recover']} s",
+            f" healthy again {drill['seconds_to_recover']} s after the restart",
+        ),
+        (
+            "  during the fault",
+            f"node down {drill['node_down_seconds']} s, writes stalled up to"
+            f" {drill['writes_stalled_seconds']} s, Recommend p99"
+            f" {drill['recommend_p99_ms_during_fault']} ms",
         ),
         ("total", f"{summary['seconds_total']} s"),
     ]
@@ -439,9 +459,9 @@ def main(argv: list[str] | None = None) -> int:
             ready = demo.train(snapshot_dir)
         with demo.step("serve Recommend and measure latency"):
             demo.measure_recommend(ready.version, known_users(snapshot_dir))
-        demo.summary["metrics_endpoints"] = scrape_metrics()
         with demo.step("drill: kill -9 a broker while events flow"):
             demo.run_drill()
+        demo.summary["metrics_endpoints"] = scrape_metrics()
         demo.collect_alerts()
     demo.summary["seconds_total"] = round(time.monotonic() - started, 1)
     demo.summary["step_seconds"] = demo.step_seconds

@@ -66,6 +66,7 @@ def services(
         for process in started.values():
             process.close()
         kafka_cluster.start_node(TARGET_NODE)
+        kafka_cluster.wait_until_whole()
 
 
 def run_drill(
