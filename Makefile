@@ -17,8 +17,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/services:$(CURDIR)/$(GEN)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup venv proto kafka-up kafka-down kafka-status kafka-destroy \
-	test test-unit test-integration test-rules demo lint typecheck \
-	bench-ingest bench-train bench-inference clean
+	test test-unit test-integration demo lint typecheck clean
 
 setup: venv proto deploy-tools
 	@$(PYTHON) deploy/kafka/cluster.py fetch

@@ -9,7 +9,7 @@ import sys
 from confluent_kafka.admin import AdminClient
 
 from eventbus.settings import KafkaSettings
-from eventbus.topics import TOPIC_SPECS, ensure_topics
+from eventbus.topics import TOPIC_SPECS, ensure_topics, load_coordinators
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "create-topics":
         created = ensure_topics(admin, settings.topic_prefix)
+        load_coordinators(settings.bootstrap_servers)
         print(json.dumps({"created": created}))
         return 0
 

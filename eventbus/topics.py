@@ -10,8 +10,15 @@ import dataclasses
 import enum
 import logging
 import time
+import uuid
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -111,3 +118,36 @@ _WAIT_FOR_BROKERS = {
     KafkaError.NOT_CONTROLLER,
     KafkaError.REQUEST_TIMED_OUT,
 }
+
+
+def load_coordinators(bootstrap_servers: str, *, timeout_s: float = 60.0) -> None:
+    """Make the cluster create and load its group and transaction coordinators.
+
+    Kafka creates its internal offsets and transaction-state topics on first
+    use. Doing that right after start, rather than in the middle of the first
+    broker failure, keeps a fresh cluster from spending minutes loading
+    coordinators while a node is down.
+    """
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "transactional.id": f"recops-coordinator-check-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    producer.init_transactions(timeout_s)
+    producer.begin_transaction()
+    producer.abort_transaction(timeout_s)
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "recops-coordinator-check",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+        topic = next(name for name in metadata.topics if not name.startswith("__"))
+        consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
+    finally:
+        consumer.close()

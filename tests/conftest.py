@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from eventbus import KafkaSettings, ensure_topics
+from eventbus.topics import load_coordinators
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER_SCRIPT = REPO / "deploy" / "kafka" / "cluster.py"
@@ -88,6 +89,11 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     )
     try:
         cluster.run("start")
+        ensure_topics(
+            AdminClient({"bootstrap.servers": cluster.bootstrap_servers}), "warm-up."
+        )
+        load_coordinators(cluster.bootstrap_servers)
+        cluster.wait_until_whole()
         yield cluster
     finally:
         cluster.run("destroy")

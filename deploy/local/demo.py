@@ -39,7 +39,7 @@ from eventbus.contracts import (
     DrillVerdict,
     ModelReady,
 )
-from eventbus.topics import Topic
+from eventbus.topics import Topic, load_coordinators
 
 logger = logging.getLogger("demo")
 
@@ -131,6 +131,7 @@ class Demo:
         )
         admin = AdminClient(self.settings.admin_config())
         ensure_topics(admin, self.settings.topic_prefix)
+        load_coordinators(self.settings.bootstrap_servers)
 
     def stop_cluster(self) -> None:
         subprocess.run(
