@@ -24,7 +24,7 @@ setup: venv proto deploy-tools
 
 venv: $(VENV)/.complete
 
-$(VENV)/.complete: requirements.lock
+$(VENV)/.complete:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.lock
 	touch $@
