@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
 
@@ -66,3 +67,58 @@ class KafkaSettings:
             "bootstrap.servers": self.bootstrap_servers,
             "client.id": self.client_id,
         }
+
+
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def read_env_fields(
+    settings_type: type,
+    prefix: str,
+    env: Mapping[str, str],
+    *,
+    error: type[Exception] = ValueError,
+    skip: frozenset[str] = frozenset(),
+) -> dict[str, object]:
+    """The fields of a settings dataclass that ``<prefix><FIELD>`` variables set.
+
+    Values are parsed by the field's declared type (int, float, bool, Path,
+    tuple of str, str); a value that does not parse raises ``error`` with a
+    message naming the variable. Unset variables are left out, so the
+    dataclass defaults apply.
+    """
+    values: dict[str, object] = {}
+    for field in dataclasses.fields(settings_type):
+        variable = prefix + field.name.upper()
+        raw = env.get(variable)
+        if raw is None or field.name in skip:
+            continue
+        try:
+            values[field.name] = _parse_value(str(field.type), raw)
+        except ValueError as exc:
+            raise error(f"{variable}={raw!r} {exc}") from None
+    return values
+
+
+def _parse_value(kind: str, raw: str) -> object:
+    if kind in ("int", "<class 'int'>"):
+        return _number(int, raw)
+    if kind in ("float", "<class 'float'>"):
+        return _number(float, raw)
+    if kind in ("bool", "<class 'bool'>"):
+        try:
+            return _FLAGS[raw.strip().lower()]
+        except KeyError:
+            raise ValueError("is not true or false") from None
+    if kind == "Path":
+        return Path(raw)
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def _number(kind: type[int] | type[float], raw: str) -> int | float:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None

@@ -242,9 +242,7 @@ def wait_for_nodes(layout: ClusterLayout, nodes: list[int], timeout_s: float) ->
             time.sleep(0.25)
 
 
-def stop_nodes(
-    layout: ClusterLayout, nodes: list[int], *, kill: bool = False
-) -> None:
+def stop_nodes(layout: ClusterLayout, nodes: list[int], *, kill: bool = False) -> None:
     """Stop nodes together: SIGTERM and wait for a clean shutdown, or SIGKILL.
 
     All nodes are signalled at once, so the last one does not wait for a

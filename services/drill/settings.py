@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from drill.errors import SettingsError
+from eventbus.settings import read_env_fields
 
 PREFIX = "RECOPS_DRILL_"
 REPO = Path(__file__).resolve().parents[2]
@@ -65,10 +66,9 @@ class DrillSettings:
             "ledger_path": state_dir / "drills" / "faults.jsonl",
             "cluster_env": {k: env[k] for k in CLUSTER_ENV_NAMES if k in env},
         }
-        for field in dataclasses.fields(cls):
-            raw = env.get(PREFIX + field.name.upper())
-            if raw is not None and field.name != "cluster_env":
-                values[field.name] = _parse(field.name, str(field.type), raw)
+        values |= read_env_fields(
+            cls, PREFIX, env, error=SettingsError, skip=frozenset({"cluster_env"})
+        )
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
@@ -88,37 +88,3 @@ class DrillSettings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
-
-
-def _parse(name: str, kind: str, raw: str) -> object:
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
-    if kind == "bool":
-        return _flag(name, raw)
-    if kind == "Path":
-        return Path(raw)
-    if kind.startswith("tuple"):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw
-
-
-def _flag(name: str, raw: str) -> bool:
-    words = {
-        "1": True,
-        "true": True,
-        "yes": True,
-        "0": False,
-        "false": False,
-        "no": False,
-    }
-    try:
-        return words[raw.strip().lower()]
-    except KeyError:
-        raise SettingsError(
-            f"{PREFIX}{name.upper()}={raw!r} is not true or false"
-        ) from None

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from eventbus.settings import read_env_fields
 from inference.errors import SettingsError
 
 PREFIX = "RECOPS_INFERENCE_"
@@ -37,11 +38,7 @@ class InferenceSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> InferenceSettings:
         """Read every setting from ``RECOPS_INFERENCE_<NAME>``, default if unset."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for field in dataclasses.fields(cls):
-            raw = env.get(PREFIX + field.name.upper())
-            if raw is not None:
-                values[field.name] = _parse(field.name, field.type, raw)
+        values = read_env_fields(cls, PREFIX, env, error=SettingsError)
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
@@ -62,14 +59,3 @@ class InferenceSettings:
             raise SettingsError("poll_timeout_seconds must be positive")
         if self.shutdown_grace_seconds < 0:
             raise SettingsError("shutdown_grace_seconds must not be negative")
-
-
-def _parse(name: str, kind: object, raw: str) -> object:
-    try:
-        if kind in (int, "int"):
-            return int(raw)
-        if kind in (float, "float"):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
-    return raw

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from eventbus.settings import read_env_fields
 from monitor.errors import SettingsError
 
 PREFIX = "RECOPS_MONITOR_"
@@ -32,11 +33,7 @@ class MonitorSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
         """Read every setting from ``RECOPS_MONITOR_<NAME>``, default if unset."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for field in dataclasses.fields(cls):
-            raw = env.get(PREFIX + field.name.upper())
-            if raw is not None:
-                values[field.name] = _parse(field.name, field.type, raw)
+        values = read_env_fields(cls, PREFIX, env, error=SettingsError)
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
@@ -51,14 +48,3 @@ class MonitorSettings:
             raise SettingsError("evaluation_interval_seconds must be positive")
         if self.kafka_timeout_seconds <= 0:
             raise SettingsError("kafka_timeout_seconds must be positive")
-
-
-def _parse(name: str, kind: object, raw: str) -> object:
-    try:
-        if kind in (int, "int"):
-            return int(raw)
-        if kind in (float, "float"):
-            return float(raw)
-    except ValueError:
-        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a number") from None
-    return raw
