@@ -94,18 +94,25 @@ def read_env_fields(
         if raw is None or field.name in skip:
             continue
         try:
-            values[field.name] = _parse_value(str(field.type), raw)
+            values[field.name] = _parse_value(_type_name(field.type), raw)
         except ValueError as exc:
             raise error(f"{variable}={raw!r} {exc}") from None
     return values
 
 
+def _type_name(declared: object) -> str:
+    """A field's type as written, whether annotations are strings or not."""
+    if isinstance(declared, str):
+        return declared
+    return str(getattr(declared, "__name__", declared))
+
+
 def _parse_value(kind: str, raw: str) -> object:
-    if kind in ("int", "<class 'int'>"):
+    if kind == "int":
         return _number(int, raw)
-    if kind in ("float", "<class 'float'>"):
+    if kind == "float":
         return _number(float, raw)
-    if kind in ("bool", "<class 'bool'>"):
+    if kind == "bool":
         try:
             return _FLAGS[raw.strip().lower()]
         except KeyError:
