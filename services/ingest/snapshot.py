@@ -38,6 +38,8 @@ from confluent_kafka import (
 
 from eventbus import KafkaSettings
 from eventbus.contracts import BehaviourEvent, BehaviourType
+from eventbus.snapshots import SNAPSHOT_SCHEMA as SCHEMA
+from eventbus.snapshots import SPLITS
 from ingest.classification import item_kind_of
 from ingest.errors import SnapshotError
 from ingest.triage import ITEM_KIND_HEADER, header_pairs
@@ -45,28 +47,10 @@ from ingest.triage import ITEM_KIND_HEADER, header_pairs
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_FORMAT = 1
-SPLITS = ("train", "validation", "test")
 # Cumulative shares, in tenths, at which validation and test begin.
 VALIDATION_FROM_TENTHS = 7
 TEST_FROM_TENTHS = 9
 
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("query", pa.string()),
-        ("quantity", pa.int32()),
-        ("price", pa.float64()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("session_id", pa.string()),
-        ("item_description", pa.string()),
-        ("country", pa.string()),
-        ("source", pa.string()),
-        ("item_kind", pa.string()),
-    ]
-)
 
 _EVENT_TYPE_NAMES = {
     value: BehaviourType.Name(value).removeprefix("BEHAVIOUR_TYPE_").lower()

@@ -17,26 +17,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from eventbus import KafkaSettings, Topic, decode
 from eventbus.contracts import ModelReady
+from eventbus.snapshots import SNAPSHOT_SCHEMA as SCHEMA
 from trainer.artifact import file_digest, load_model_uri
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("query", pa.string()),
-        ("quantity", pa.int32()),
-        ("price", pa.float64()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("session_id", pa.string()),
-        ("item_description", pa.string()),
-        ("country", pa.string()),
-        ("source", pa.string()),
-        ("item_kind", pa.string()),
-    ]
-)
 TINY_TRAINING = {
     "RECOPS_TRAINER_MAX_LEN": "8",
     "RECOPS_TRAINER_HIDDEN_SIZE": "16",

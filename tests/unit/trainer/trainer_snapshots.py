@@ -11,25 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from eventbus.snapshots import SNAPSHOT_SCHEMA as SCHEMA
 from trainer.settings import TrainingConfig
 
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("user_id", pa.string()),
-        ("item_id", pa.string()),
-        ("query", pa.string()),
-        ("quantity", pa.int32()),
-        ("price", pa.float64()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("session_id", pa.string()),
-        ("item_description", pa.string()),
-        ("country", pa.string()),
-        ("source", pa.string()),
-        ("item_kind", pa.string()),
-    ]
-)
 START = datetime(2011, 1, 1, tzinfo=UTC)
 
 # Small enough to train in about a second, big enough to learn a pattern.
