@@ -15,6 +15,8 @@ from recops.v1.events_pb2 import (
     DrillResult,
     DrillVerdict,
     ModelReady,
+    TermCount,
+    UserProfile,
 )
 
 __all__ = [
@@ -28,4 +30,6 @@ __all__ = [
     "DrillResult",
     "DrillVerdict",
     "ModelReady",
+    "TermCount",
+    "UserProfile",
 ]
