@@ -8,9 +8,10 @@ import signal
 import sys
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 import ingest
+from eventbus.http import ServiceEndpoint
 from eventbus.logs import configure_logging
 from eventbus.topics import Topic
 from ingest.errors import IngestError
@@ -49,14 +50,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(settings: IngestSettings) -> int:
-    """Run the service until SIGTERM or SIGINT."""
+    """Run the service until SIGTERM or SIGINT; metrics and health on one port."""
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    server, _ = start_http_server(settings.metrics_port, registry=registry)
-    logger.info(
-        "metrics served", extra={"port": server.server_port, "path": "/metrics"}
-    )
     service = IngestService.connect(settings, metrics)
+    endpoint = ServiceEndpoint(
+        settings.metrics_port,
+        registry,
+        live=service.health.live_problem,
+        ready=service.health.ready_problem,
+    ).start()
+    logger.info(
+        "metrics and health served",
+        extra={"port": endpoint.port, "paths": ["/metrics", "/livez", "/readyz"]},
+    )
 
     def on_signal(signum: int, _: FrameType | None) -> None:
         logger.info("stopping on %s", signal.Signals(signum).name)
@@ -67,7 +74,7 @@ def serve(settings: IngestSettings) -> int:
     try:
         service.run()
     finally:
-        server.shutdown()
+        endpoint.stop()
     return 0
 
 

@@ -4,6 +4,8 @@ IngestError                 root; ``retriable`` says whether to try again
 ├── ConfigurationError      a setting is wrong: fix it and restart
 ├── BrokerError             the cluster did not answer in time: retry
 ├── TransactionFencedError  another instance took over our transactional id
+├── ShutdownDeadlineError   the batch in flight did not commit within the grace
+│                           period; it is consumed again after a restart
 └── SnapshotError           a snapshot could not be read or written
 """
 
@@ -28,6 +30,10 @@ class BrokerError(IngestError):
 
 class TransactionFencedError(IngestError):
     """Another instance now owns this transactional id; this one must stop."""
+
+
+class ShutdownDeadlineError(IngestError):
+    """Shutdown's grace period ran out before the batch in flight committed."""
 
 
 class SnapshotError(IngestError):

@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from eventbus import ContentType, KafkaSettings, Topic, decode, encode
 from eventbus.contracts import BehaviourEvent, BehaviourType
+from eventbus.keys import shopper_key
 from eventbus.logs import configure_logging
 from ingest.settings import REPO
 from ingest.triage import RecordHeaders, header_pairs
@@ -226,7 +227,7 @@ class Replayer:
         """Hand one event to the producer, waiting while its queue is full."""
         value, encoded_headers = encode(event, self._content_type)
         headers: RecordHeaders = list(encoded_headers)
-        key = (event.user_id or event.session_id).encode()
+        key = shopper_key(event).encode()
         while True:
             try:
                 self._producer.produce(

@@ -1,8 +1,11 @@
 """The ingest loop: consume raw events, triage them, write the results.
 
 Each batch is one Kafka transaction holding the ingested events, the dead
-letters and the consumer offsets of the batch, so a crash anywhere leaves
-either all of a batch's outputs and its offsets or none of them.
+letters, the shopper profiles the batch changed and the consumer offsets of
+the batch, so a crash anywhere leaves either all of a batch's outputs and its
+offsets or none of them. A partition taken over is first restored from the
+profiles topic and checked against the checkpoint committed beside its
+offset; one that disagrees is paused and keeps the service from being ready.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ from confluent_kafka import (
 )
 
 from eventbus.topics import Topic
-from ingest.errors import BrokerError, IngestError, TransactionFencedError
+from ingest.changelog import ChangelogReader, KafkaChangelogReader
+from ingest.errors import (
+    BrokerError,
+    ConfigurationError,
+    IngestError,
+    ShutdownDeadlineError,
+    TransactionFencedError,
+)
+from ingest.health import IngestHealth
 from ingest.metrics import IngestMetrics
+from ingest.profiles import Checkpoint, PartitionProfiles, ProfileStore
 from ingest.settings import IngestSettings
 from ingest.triage import (
     BatchTally,
@@ -39,7 +51,8 @@ logger = logging.getLogger(__name__)
 
 TRANSACTION_TIMEOUT_MS = 60_000
 CALL_TIMEOUT_SECONDS = 30.0
-CLOSE_TIMEOUT_SECONDS = 10.0
+LAG_EVERY_SECONDS = 1.0
+PROFILE_HEADERS: RecordHeaders = [("content-type", b"application/x-protobuf")]
 
 
 RebalanceCallback = Callable[[Any, list[TopicPartition]], None]
@@ -53,10 +66,21 @@ class BatchConsumer(Protocol):
         topics: list[str],
         on_assign: RebalanceCallback | None = ...,
         on_revoke: RebalanceCallback | None = ...,
+        on_lost: RebalanceCallback | None = ...,
     ) -> None: ...
     def consume(
         self, num_messages: int = ..., timeout: float = ...
     ) -> list[Message]: ...
+    def committed(
+        self, partitions: list[TopicPartition], timeout: float = ...
+    ) -> list[TopicPartition]: ...
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None: ...
+    def pause(self, partitions: list[TopicPartition]) -> None: ...
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = ..., cached: bool = ...
+    ) -> tuple[int, int] | None: ...
+    def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
     def consumer_group_metadata(self) -> object: ...
     def seek(self, partition: TopicPartition) -> None: ...
     def close(self) -> None: ...
@@ -74,6 +98,7 @@ class TransactionalProducer(Protocol):
         value: bytes,
         key: bytes | None,
         headers: RecordHeaders,
+        partition: int = ...,
     ) -> None: ...
     def poll(self, timeout: float) -> int: ...
     def send_offsets_to_transaction(
@@ -87,7 +112,9 @@ class IngestService:
     """Moves behaviour events from the raw topic to the ingested topic.
 
     Call :meth:`run` in one thread; :meth:`stop` from any other, or from a
-    signal handler, ends it after the batch in flight is committed.
+    signal handler, ends it after the batch in flight is committed, or gives
+    that batch up once the shutdown grace period has passed: it was not
+    committed, so it is consumed again after a restart.
     """
 
     def __init__(
@@ -96,22 +123,25 @@ class IngestService:
         metrics: IngestMetrics,
         consumer: BatchConsumer,
         producer: TransactionalProducer,
+        changelog: ChangelogReader,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.raw_topic = settings.kafka.topic(Topic.BEHAVIOUR_EVENTS)
+        self.profiles_topic = settings.kafka.topic(Topic.USER_PROFILES)
         self.totals = BatchTally()
+        self.profiles = ProfileStore(settings.profile_limits())
+        self.health = IngestHealth(settings, metrics)
         self._consumer = consumer
         self._producer = producer
-        self._triage = Triage(
-            ingested_topic=settings.kafka.topic(Topic.INGESTED_EVENTS),
-            dead_letter_topic=settings.kafka.topic(Topic.DEAD_LETTER),
-            window=EventTimeWindow.from_settings(settings),
-            clock=clock,
-        )
+        self._changelog = changelog
+        self._clock = clock
+        self._triage: Triage | None = None
         self._stopping = threading.Event()
+        self._stop_deadline = float("inf")
+        self._lag_checked = 0.0
 
     @classmethod
     def connect(cls, settings: IngestSettings, metrics: IngestMetrics) -> IngestService:
@@ -120,7 +150,11 @@ class IngestService:
         consumer = Consumer(
             kafka.consumer_config(
                 settings.group_id,
-                **{"group.instance.id": settings.instance_id, "logger": logger},
+                **{
+                    "group.instance.id": settings.instance_id,
+                    "partition.assignment.strategy": "cooperative-sticky",
+                    "logger": logger,
+                },
             )
         )
         producer = Producer(
@@ -134,46 +168,132 @@ class IngestService:
                 }
             )
         )
-        return cls(settings, metrics, consumer, producer)
+        changelog = KafkaChangelogReader(
+            kafka,
+            kafka.topic(Topic.USER_PROFILES),
+            timeout_seconds=settings.restore_timeout_seconds,
+        )
+        return cls(settings, metrics, consumer, producer, changelog)
 
     def stop(self) -> None:
-        """Ask the loop to finish its batch and return."""
+        """Ask the loop to finish its batch within the grace period and return."""
+        self._stop_deadline = time.monotonic() + self.settings.shutdown_grace_seconds
         self._stopping.set()
 
-    def run(self) -> None:
-        """Consume and ingest until stopped; close the consumer on the way out."""
+    def start(self) -> None:
+        """Claim the transactional id, check the topics and join the group."""
         self._init_transactions()
+        self._triage = self._make_triage()
         self._consumer.subscribe(
-            [self.raw_topic], on_assign=_log_assignment, on_revoke=_log_revocation
+            [self.raw_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
         )
         logger.info(
             "ingest started",
             extra={"topic": self.raw_topic, "group": self.settings.group_id},
         )
+
+    def run(self) -> None:
+        """Start, consume and ingest until stopped, and close the consumer."""
+        self.start()
         try:
             while not self._stopping.is_set():
                 self.run_batch()
+        except ShutdownDeadlineError as exc:
+            logger.warning("batch given up at shutdown: %s", exc)
         finally:
+            self.health.stopped()
             self._consumer.close()
             logger.info("ingest stopped", extra={"consumed": self.totals.consumed})
 
     def run_batch(self) -> int:
         """Ingest one batch; return how many records it held."""
+        self.health.beat()
         messages = self._consumer.consume(
             num_messages=self.settings.batch_max_events,
             timeout=self.settings.batch_wait_seconds,
         )
         records = [message for message in messages if _usable(message)]
+        self._watch_lag()
         if not records:
             return 0
 
+        if self._triage is None:
+            raise IngestError("run_batch called before start")
         started = time.perf_counter()
-        outgoing, tally = self._triage.sort(records)
+        outgoing, tally = self._triage.sort(records, self.profiles.absorb)
         committed = self._write(records, outgoing)
 
         if committed:
             self._record(tally, time.perf_counter() - started)
         return len(records)
+
+    def _make_triage(self) -> Triage:
+        kafka = self.settings.kafka
+        return Triage(
+            raw_topic=self.raw_topic,
+            raw_partitions=self._partition_count(),
+            ingested_topic=kafka.topic(Topic.INGESTED_EVENTS),
+            dead_letter_topic=kafka.topic(Topic.DEAD_LETTER),
+            window=EventTimeWindow.from_settings(self.settings),
+            clock=self._clock,
+        )
+
+    def _partition_count(self) -> int:
+        """The raw topic's partitions, which the profiles topic must match."""
+        metadata = self._consumer.list_topics(timeout=CALL_TIMEOUT_SECONDS)
+        counts = {}
+        for name in (self.raw_topic, self.profiles_topic):
+            topic = metadata.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise ConfigurationError(f"topic {name} does not exist")
+            counts[name] = len(topic.partitions)
+        if counts[self.raw_topic] != counts[self.profiles_topic]:
+            raise ConfigurationError(
+                f"{self.profiles_topic} has {counts[self.profiles_topic]} partitions"
+                f" and {self.raw_topic} {counts[self.raw_topic]}: they must match"
+            )
+        return counts[self.raw_topic]
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """Restore the new partitions' profiles and check them before consuming."""
+        numbers = [tp.partition for tp in partitions]
+        logger.info("partitions assigned: %s", numbers)
+        started = time.perf_counter()
+        committed = {
+            tp.partition: tp
+            for tp in self._consumer.committed(partitions, timeout=CALL_TIMEOUT_SECONDS)
+        }
+        restored = self._changelog.restore(numbers)
+        self.metrics.restore_seconds.observe(time.perf_counter() - started)
+        refused = []
+        for tp in partitions:
+            profiles = restored[tp.partition]
+            problem = _disagreement(committed.get(tp.partition), profiles)
+            if problem is None:
+                self.profiles.adopt(tp.partition, profiles)
+                continue
+            logger.error(
+                "profiles of partition %d disagree with its checkpoint: %s",
+                tp.partition,
+                problem,
+                extra={"topic": self.raw_topic, "partition": tp.partition},
+            )
+            refused.append(tp)
+            self.health.refuse_partition(tp.partition, problem)
+        self._consumer.incremental_assign(partitions)
+        if refused:
+            self._consumer.pause(refused)
+        self.health.assigned(numbers)
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        numbers = [tp.partition for tp in partitions]
+        logger.info("partitions revoked: %s", numbers)
+        for partition in numbers:
+            self.profiles.release(partition)
+        self.health.revoked(numbers)
 
     def _init_transactions(self) -> None:
         try:
@@ -190,9 +310,18 @@ class IngestService:
             self._producer.begin_transaction()
             for record in outgoing:
                 self._produce(record)
+            for change in self.profiles.changes():
+                self._produce(
+                    OutgoingRecord(
+                        topic=self.profiles_topic,
+                        key=change.key,
+                        value=change.value,
+                        headers=PROFILE_HEADERS,
+                        partition=change.partition,
+                    )
+                )
             self._retrying(self._send_offsets, records)
             self._retrying(self._commit)
-            return True
         except KafkaException as exc:
             error = exc.args[0]
             if error.fatal():
@@ -202,6 +331,11 @@ class IngestService:
             logger.warning("aborting transaction: %s", error.str())
             self._abort(records)
             return False
+        except ShutdownDeadlineError:
+            self.profiles.rollback()
+            raise
+        self.profiles.commit()
+        return True
 
     def _produce(self, record: OutgoingRecord) -> None:
         while True:
@@ -211,22 +345,40 @@ class IngestService:
                     value=record.value,
                     key=record.key,
                     headers=record.headers,
+                    partition=record.partition,
                 )
                 return
             except BufferError:
+                self._call_timeout()
                 self._producer.poll(0.05)
 
     def _send_offsets(self, records: Sequence[Message]) -> None:
         positions = [
-            TopicPartition(topic, partition, offset)
+            TopicPartition(
+                topic,
+                partition,
+                offset,
+                metadata=self.profiles.checkpoint(partition).encode(),
+            )
             for (topic, partition), offset in batch_offsets(records).items()
         ]
         self._producer.send_offsets_to_transaction(
-            positions, self._consumer.consumer_group_metadata(), CALL_TIMEOUT_SECONDS
+            positions, self._consumer.consumer_group_metadata(), self._call_timeout()
         )
 
     def _commit(self) -> None:
-        self._producer.commit_transaction(CALL_TIMEOUT_SECONDS)
+        self._producer.commit_transaction(self._call_timeout())
+
+    def _call_timeout(self) -> float:
+        """How long a broker call may wait: less once shutdown is under way."""
+        if not self._stopping.is_set():
+            return CALL_TIMEOUT_SECONDS
+        remaining = self._stop_deadline - time.monotonic()
+        if remaining <= 0:
+            raise ShutdownDeadlineError(
+                f"the {self.settings.shutdown_grace_seconds:g}s grace period ran out"
+            )
+        return min(CALL_TIMEOUT_SECONDS, remaining)
 
     def _retrying(self, call: Callable[..., None], *args: Any) -> None:
         """Repeat a transaction call while the broker says it may succeed."""
@@ -239,10 +391,12 @@ class IngestService:
                 if not error.retriable() or error.txn_requires_abort():
                     raise
                 logger.warning("retrying %s: %s", call.__name__, error.str())
+                self.health.beat()
 
     def _abort(self, records: Sequence[Message]) -> None:
         """Abort the open transaction and rewind to the batch's first records."""
-        self._retrying(self._producer.abort_transaction, CALL_TIMEOUT_SECONDS)
+        self.profiles.rollback()
+        self._retrying(lambda: self._producer.abort_transaction(self._call_timeout()))
         self.metrics.transactions_aborted.inc()
         for (topic, partition), offset in batch_starts(records).items():
             try:
@@ -258,8 +412,24 @@ class IngestService:
                     extra={"topic": topic, "partition": partition},
                 )
 
+    def _watch_lag(self) -> None:
+        """Tell health how far behind the owned partitions are, once a second."""
+        now = time.monotonic()
+        if now - self._lag_checked < LAG_EVERY_SECONDS:
+            return
+        self._lag_checked = now
+        owned = [TopicPartition(self.raw_topic, p) for p in self.health.partitions()]
+        lag = 0
+        for position in self._consumer.position(owned) if owned else []:
+            marks = self._consumer.get_watermark_offsets(position, cached=True)
+            if marks is None or marks[1] < 0 or position.offset < 0:
+                continue
+            lag += max(0, marks[1] - position.offset)
+        self.health.lag(lag)
+
     def _record(self, tally: BatchTally, seconds: float) -> None:
         self.totals.add(tally)
+        self.health.committed()
         metrics = self.metrics
         metrics.events_consumed.inc(tally.consumed)
         for kind, count in tally.accepted.items():
@@ -268,12 +438,32 @@ class IngestService:
             metrics.events_dead_lettered.labels(reason=reason).inc(count)
         for oddity, count in tally.classified.items():
             metrics.events_classified.labels(kind=oddity.value).inc(count)
+        metrics.events_duplicate.inc(tally.duplicates)
+        metrics.events_forwarded.inc(tally.forwarded)
         metrics.batch_seconds.observe(seconds)
         metrics.batch_events.observe(tally.consumed)
         logger.debug(
             "batch committed",
             extra={"events": tally.consumed, "seconds": round(seconds, 4)},
         )
+
+
+def _disagreement(
+    committed: TopicPartition | None, restored: PartitionProfiles
+) -> str | None:
+    """What is wrong between a committed checkpoint and restored profiles."""
+    expected = restored.checkpoint()
+    found = Checkpoint.decode(committed.metadata if committed is not None else None)
+    if found is None:
+        if expected.profiles:
+            return f"no checkpoint committed, yet {expected.profiles} profiles exist"
+        return None
+    if found != expected:
+        return (
+            f"committed {found.profiles} profiles (digest {found.digest:016x}), "
+            f"restored {expected.profiles} (digest {expected.digest:016x})"
+        )
+    return None
 
 
 def _usable(message: Message) -> bool:
@@ -284,11 +474,3 @@ def _usable(message: Message) -> bool:
         raise IngestError(f"consumer failed: {error.str()}")
     logger.warning("consumer error: %s", error.str())
     return False
-
-
-def _log_assignment(_: object, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions assigned: %s", [p.partition for p in partitions])
-
-
-def _log_revocation(_: object, partitions: list[TopicPartition]) -> None:
-    logger.info("partitions revoked: %s", [p.partition for p in partitions])

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from eventbus import KafkaSettings
 from ingest.errors import ConfigurationError
+from ingest.profiles import ProfileLimits
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_ID = "recops-ingest"
@@ -52,6 +53,14 @@ class IngestSettings:
     earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     state_dir: Path = REPO / ".state"
     snapshot_timeout_seconds: float = 300.0
+    profile_recent_items: int = 50
+    profile_recent_event_ids: int = 5000
+    profile_terms: int = 20
+    restore_timeout_seconds: float = 300.0
+    shutdown_grace_seconds: float = 20.0
+    stall_seconds: float = 30.0
+    stall_lag_events: int = 100
+    liveness_seconds: float = 120.0
     log_level: str = "INFO"
 
     @classmethod
@@ -87,6 +96,22 @@ class IngestSettings:
             snapshot_timeout_seconds=read.number(
                 "SNAPSHOT_TIMEOUT_SECONDS", cls.snapshot_timeout_seconds
             ),
+            profile_recent_items=read.integer(
+                "PROFILE_RECENT_ITEMS", cls.profile_recent_items
+            ),
+            profile_recent_event_ids=read.integer(
+                "PROFILE_RECENT_EVENT_IDS", cls.profile_recent_event_ids
+            ),
+            profile_terms=read.integer("PROFILE_TERMS", cls.profile_terms),
+            restore_timeout_seconds=read.number(
+                "RESTORE_TIMEOUT_SECONDS", cls.restore_timeout_seconds
+            ),
+            shutdown_grace_seconds=read.number(
+                "SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
+            ),
+            stall_seconds=read.number("STALL_SECONDS", cls.stall_seconds),
+            stall_lag_events=read.integer("STALL_LAG_EVENTS", cls.stall_lag_events),
+            liveness_seconds=read.number("LIVENESS_SECONDS", cls.liveness_seconds),
             log_level=read.text("LOG_LEVEL", cls.log_level),
         )
         settings.check()
@@ -102,6 +127,29 @@ class IngestSettings:
             raise ConfigurationError("RECOPS_INGEST_METRICS_PORT must be a port")
         if not self.instance_id:
             raise ConfigurationError("RECOPS_INGEST_INSTANCE_ID is empty")
+        for name, value in (
+            ("PROFILE_RECENT_ITEMS", self.profile_recent_items),
+            ("PROFILE_RECENT_EVENT_IDS", self.profile_recent_event_ids),
+            ("PROFILE_TERMS", self.profile_terms),
+        ):
+            if value < 1:
+                raise ConfigurationError(f"RECOPS_INGEST_{name} must be >= 1")
+        for name, seconds in (
+            ("RESTORE_TIMEOUT_SECONDS", self.restore_timeout_seconds),
+            ("SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds),
+            ("STALL_SECONDS", self.stall_seconds),
+            ("LIVENESS_SECONDS", self.liveness_seconds),
+        ):
+            if seconds <= 0:
+                raise ConfigurationError(f"RECOPS_INGEST_{name} must be > 0")
+
+    def profile_limits(self) -> ProfileLimits:
+        """How much of each shopper's past the profiles keep."""
+        return ProfileLimits(
+            recent_items=self.profile_recent_items,
+            recent_event_ids=self.profile_recent_event_ids,
+            terms=self.profile_terms,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

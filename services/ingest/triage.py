@@ -15,11 +15,15 @@ from confluent_kafka import Message
 
 from eventbus.codec import CONTENT_TYPE_HEADER, ContentType, DecodeError, decode
 from eventbus.contracts import BehaviourEvent, DeadLetter
+from eventbus.keys import partition_for, shopper_key
 from ingest.classification import ItemKind, Oddity, classify
 from ingest.validation import EventTimeWindow, Refusal, check_event
 
 ITEM_KIND_HEADER = "item-kind"
 RecordHeaders = list[tuple[str, str | bytes | None]]
+# Folds an accepted event into its shopper's profile on the given raw
+# partition; False when the event is a resend of one already ingested.
+Absorb = Callable[[int, BehaviourEvent], bool]
 _PROTOBUF_HEADER = (CONTENT_TYPE_HEADER, ContentType.PROTOBUF.value.encode())
 _ITEM_KIND_HEADERS: dict[ItemKind, RecordHeaders] = {
     kind: [_PROTOBUF_HEADER, (ITEM_KIND_HEADER, kind.value.encode())]
@@ -35,6 +39,8 @@ class OutgoingRecord:
     key: bytes | None
     value: bytes
     headers: RecordHeaders
+    # -1 leaves the choice to the producer's partitioner.
+    partition: int = -1
 
 
 @dataclasses.dataclass
@@ -51,10 +57,14 @@ class BatchTally:
     classified: collections.Counter[Oddity] = dataclasses.field(
         default_factory=collections.Counter
     )
+    duplicates: int = 0
+    forwarded: int = 0
 
     def add(self, other: BatchTally) -> None:
         """Fold another tally into this one."""
         self.consumed += other.consumed
+        self.duplicates += other.duplicates
+        self.forwarded += other.forwarded
         self.accepted.update(other.accepted)
         self.dead_lettered.update(other.dead_lettered)
         self.classified.update(other.classified)
@@ -62,15 +72,22 @@ class BatchTally:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Triage:
-    """Decides, record by record, where each consumed record goes."""
+    """Decides, record by record, where each consumed record goes.
 
+    A valid event that arrived on another partition than its shopper's is
+    forwarded to the raw topic's right partition, where it is ingested in
+    turn; one that did arrive there is ingested unless ``absorb`` knows it.
+    """
+
+    raw_topic: str
+    raw_partitions: int
     ingested_topic: str
     dead_letter_topic: str
     window: EventTimeWindow
     clock: Callable[[], float] = time.time
 
     def sort(
-        self, records: Iterable[Message]
+        self, records: Iterable[Message], absorb: Absorb
     ) -> tuple[list[OutgoingRecord], BatchTally]:
         """The records to write for a batch, in input order, and its tally."""
         earliest_s, latest_s = self.window.bounds(self.clock())
@@ -89,18 +106,36 @@ class Triage:
                 tally.dead_lettered[refusal.reason] += 1
                 outgoing.append(self._dead_letter(record, refusal))
                 continue
+            key = shopper_key(event).encode()
+            owner = partition_for(key, self.raw_partitions)
+            if record.partition() != owner:
+                tally.forwarded += 1
+                outgoing.append(self._forward(record, key, owner))
+                continue
+            if not absorb(owner, event):
+                tally.duplicates += 1
+                continue
             classification = classify(event)
             tally.accepted[classification.item_kind] += 1
             tally.classified.update(classification.oddities)
             outgoing.append(
                 OutgoingRecord(
                     topic=self.ingested_topic,
-                    key=(event.user_id or event.session_id).encode(),
+                    key=key,
                     value=event.SerializeToString(),
                     headers=_ITEM_KIND_HEADERS[classification.item_kind],
                 )
             )
         return outgoing, tally
+
+    def _forward(self, record: Message, key: bytes, owner: int) -> OutgoingRecord:
+        return OutgoingRecord(
+            topic=self.raw_topic,
+            key=key,
+            value=record.value() or b"",
+            headers=header_pairs(record),
+            partition=owner,
+        )
 
     def _dead_letter(self, record: Message, refusal: Refusal) -> OutgoingRecord:
         letter = DeadLetter(

@@ -127,7 +127,7 @@ def test_replayer_keys_guests_by_session_and_can_send_json() -> None:
     replayer.replay([(line_number, FIRST_LINES[line_number])])
 
     (message,) = producer.sent
-    assert message.key() == FIRST_LINES[line_number][0].encode()
+    assert message.key() == b"session:" + FIRST_LINES[line_number][0].encode()
     assert (message.headers() or [])[0] == ("content-type", b"application/json")
 
 

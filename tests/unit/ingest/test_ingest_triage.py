@@ -5,15 +5,24 @@ from confluent_kafka import Message
 
 from eventbus import ContentType, encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, DeadLetter
+from eventbus.keys import partition_for, shopper_key
 from ingest.classification import ItemKind, Oddity
 from ingest.settings import EventTimeMode
-from ingest.triage import Triage, batch_offsets, batch_starts
+from ingest.triage import (
+    BatchTally,
+    OutgoingRecord,
+    Triage,
+    batch_offsets,
+    batch_starts,
+)
 from ingest.validation import EventTimeWindow
 
 EventFactory = Callable[..., BehaviourEvent]
 
 NOW_S = datetime(2026, 12, 3, 12, 0, tzinfo=UTC).timestamp()
 TRIAGE = Triage(
+    raw_topic="t.behaviour-events",
+    raw_partitions=6,
     ingested_topic="t.ingested-events",
     dead_letter_topic="t.behaviour-events.dead-letter",
     window=EventTimeWindow(
@@ -26,11 +35,16 @@ TRIAGE = Triage(
 )
 
 
+def sort(records: list[Message]) -> tuple[list[OutgoingRecord], BatchTally]:
+    """Triage a batch of events none of which was seen before."""
+    return TRIAGE.sort(records, lambda partition, event: True)
+
+
 def record(
     value: bytes,
     headers: list[tuple[str, str | bytes | None]] | None = None,
     *,
-    partition: int = 2,
+    partition: int = 3,  # where the partitioner puts shopper 17850
     offset: int = 41,
     key: bytes = b"17850",
 ) -> Message:
@@ -45,12 +59,14 @@ def record(
 
 
 def encoded(event: BehaviourEvent, content_type: ContentType) -> Message:
+    """An event as its producer sends it: on its shopper's partition."""
     value, headers = encode(event, content_type)
-    return record(value, list(headers))
+    key = shopper_key(event).encode()
+    return record(value, list(headers), key=key, partition=partition_for(key, 6))
 
 
 def dead_letter_of(message: Message) -> DeadLetter:
-    (outgoing,), tally = TRIAGE.sort([message])
+    (outgoing,), tally = sort([message])
     assert outgoing.topic == "t.behaviour-events.dead-letter"
     assert sum(tally.dead_lettered.values()) == 1
     letter = DeadLetter()
@@ -63,7 +79,7 @@ def test_a_valid_protobuf_event_is_forwarded_with_its_item_kind(
 ) -> None:
     event = make_event()
 
-    (outgoing,), tally = TRIAGE.sort([encoded(event, ContentType.PROTOBUF)])
+    (outgoing,), tally = sort([encoded(event, ContentType.PROTOBUF)])
 
     assert outgoing.topic == "t.ingested-events"
     assert outgoing.key == b"17850"
@@ -75,7 +91,7 @@ def test_a_valid_protobuf_event_is_forwarded_with_its_item_kind(
 def test_a_json_event_is_forwarded_as_protobuf(make_event: EventFactory) -> None:
     event = make_event(item_id="POST")
 
-    (outgoing,), tally = TRIAGE.sort([encoded(event, ContentType.JSON)])
+    (outgoing,), tally = sort([encoded(event, ContentType.JSON)])
 
     assert BehaviourEvent.FromString(outgoing.value) == event
     assert ("content-type", b"application/x-protobuf") in outgoing.headers
@@ -86,9 +102,9 @@ def test_a_json_event_is_forwarded_as_protobuf(make_event: EventFactory) -> None
 def test_a_guest_event_is_keyed_by_its_session(make_event: EventFactory) -> None:
     event = make_event(user_id="", session_id="536414")
 
-    (outgoing,), tally = TRIAGE.sort([encoded(event, ContentType.PROTOBUF)])
+    (outgoing,), tally = sort([encoded(event, ContentType.PROTOBUF)])
 
-    assert outgoing.key == b"536414"
+    assert outgoing.key == b"session:536414"
     assert tally.classified == {Oddity.GUEST: 1}
 
 
@@ -102,7 +118,7 @@ def test_json_that_is_not_utf8_is_dead_lettered_with_its_original_bytes() -> Non
     assert letter.original_key == b"17850"
     assert (letter.source_topic, letter.source_partition, letter.source_offset) == (
         "t.behaviour-events",
-        2,
+        3,
         41,
     )
     assert letter.refused_at.ToSeconds() == int(NOW_S)
@@ -167,7 +183,7 @@ def test_a_batch_keeps_its_order_and_tallies_every_outcome(
         encoded(make_event(event_id="c", quantity=-5), ContentType.PROTOBUF),
     ]
 
-    outgoing, tally = TRIAGE.sort(batch)
+    outgoing, tally = sort(batch)
 
     assert [o.topic.rsplit(".", 1)[-1] for o in outgoing] == [
         "ingested-events",
@@ -196,3 +212,38 @@ def test_offsets_to_commit_are_one_past_each_partitions_last_record() -> None:
         ("t.behaviour-events", 0): 7,
         ("t.behaviour-events", 1): 3,
     }
+
+
+def test_an_event_on_another_partition_than_its_shoppers_is_forwarded_there(
+    make_event: EventFactory,
+) -> None:
+    value, headers = encode(make_event(), ContentType.JSON)
+    arrived = record(value, list(headers), key=b"", partition=0)
+
+    (outgoing,), tally = sort([arrived])
+
+    assert (outgoing.topic, outgoing.partition) == ("t.behaviour-events", 3)
+    assert (outgoing.key, outgoing.value) == (b"17850", value)
+    assert ("content-type", b"application/json") in outgoing.headers
+    assert tally.forwarded == 1 and not tally.accepted
+
+
+def test_an_event_its_profile_already_holds_is_absorbed_not_forwarded(
+    make_event: EventFactory,
+) -> None:
+    absorbed: list[tuple[int, str]] = []
+
+    def absorb(partition: int, event: BehaviourEvent) -> bool:
+        absorbed.append((partition, event.event_id))
+        return event.event_id != "536365-2"
+
+    batch = [
+        encoded(make_event(), ContentType.PROTOBUF),
+        encoded(make_event(event_id="536365-3"), ContentType.PROTOBUF),
+    ]
+    (outgoing,), tally = TRIAGE.sort(batch, absorb)
+
+    assert absorbed == [(3, "536365-2"), (3, "536365-3")]
+    assert BehaviourEvent.FromString(outgoing.value).event_id == "536365-3"
+    assert tally.duplicates == 1
+    assert tally.accepted == {ItemKind.PRODUCT: 1}
