@@ -320,7 +320,7 @@ def test_inference_waiting_for_its_first_model_is_not_restarted(
         assert container[probe]["tcpSocket"] == {"port": "grpc"}
 
 
-@pytest.mark.parametrize("chart", ["ingest", "monitor", "drill"])
+@pytest.mark.parametrize("chart", ["monitor", "drill"])
 def test_other_services_are_probed_over_http_on_their_metrics_port(
     chart: str, renders: dict[tuple[str, str], Render]
 ) -> None:
@@ -328,6 +328,19 @@ def test_other_services_are_probed_over_http_on_their_metrics_port(
 
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+
+
+def test_ingest_is_probed_on_its_health_paths_beside_its_metrics(
+    renders: dict[tuple[str, str], Render],
+) -> None:
+    container = service_container(renders[("ingest", "default")])
+
+    for probe, path in (
+        ("startupProbe", "/livez"),
+        ("livenessProbe", "/livez"),
+        ("readinessProbe", "/readyz"),
+    ):
+        assert container[probe]["httpGet"] == {"path": path, "port": "metrics"}
 
 
 # What each chart carries
