@@ -5,7 +5,14 @@ topics named in :mod:`eventbus.topics`, carrying the messages of
 ``proto/recops/v1/events.proto``.
 """
 
-from eventbus.codec import CONTENT_TYPE_HEADER, ContentType, DecodeError, decode, encode
+from eventbus.codec import (
+    CONTENT_TYPE_HEADER,
+    ContentType,
+    DecodeError,
+    DecodeReason,
+    decode,
+    encode,
+)
 from eventbus.settings import KafkaSettings
 from eventbus.topics import Topic, TopicSpec, ensure_topics
 
@@ -13,6 +20,7 @@ __all__ = [
     "CONTENT_TYPE_HEADER",
     "ContentType",
     "DecodeError",
+    "DecodeReason",
     "KafkaSettings",
     "Topic",
     "TopicSpec",

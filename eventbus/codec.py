@@ -2,16 +2,18 @@
 
 A record says how its value is encoded in the ``content-type`` header:
 protobuf binary (the default when the header is absent) or the protobuf JSON
-mapping. Both are checked against the same message type.
+mapping. Both are checked against the same message type, and a value that
+does not fit it is refused with one of the :class:`DecodeReason` words.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
 from typing import TypeVar
 
-from google.protobuf import json_format
+from google.protobuf import json_format, unknown_fields
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
 
@@ -28,13 +30,26 @@ class ContentType(enum.StrEnum):
     JSON = "application/json"
 
 
+class DecodeReason(enum.StrEnum):
+    """Why a record value does not hold the expected message."""
+
+    EMPTY_PAYLOAD = "empty_payload"
+    UNKNOWN_CONTENT_TYPE = "unknown_content_type"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    INVALID_PROTOBUF = "invalid_protobuf"
+    WRONG_FIELD_TYPE = "wrong_field_type"
+    UNKNOWN_FIELD = "unknown_field"
+    UNKNOWN_ENUM_VALUE = "unknown_enum_value"
+
+
 class DecodeError(ValueError):
     """A record value does not hold the expected message.
 
     ``reason`` is a short machine-readable word for dead-letter records.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DecodeReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -60,30 +75,66 @@ def content_type_of(headers: Headers | None) -> ContentType:
         try:
             return ContentType(text.strip().lower())
         except ValueError:
-            raise DecodeError("unknown_content_type", text) from None
+            raise DecodeError(DecodeReason.UNKNOWN_CONTENT_TYPE, text) from None
     return ContentType.PROTOBUF
 
 
 def decode(message_type: type[M], value: bytes | None, headers: Headers | None) -> M:
     """Parse a record value into ``message_type`` or raise :class:`DecodeError`."""
     if not value:
-        raise DecodeError("empty_payload", "the record has no value")
-    content_type = content_type_of(headers)
-
+        raise DecodeError(DecodeReason.EMPTY_PAYLOAD, "the record has no value")
     message: M = message_type()
-    if content_type is ContentType.JSON:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError("invalid_utf8", str(exc)) from None
-        try:
-            json_format.Parse(text, message)
-        except json_format.ParseError as exc:
-            raise DecodeError("invalid_json", str(exc)) from None
-        return message
+    if content_type_of(headers) is ContentType.JSON:
+        _parse_json(value, message)
+    else:
+        _parse_protobuf(value, message)
+    return message
 
+
+def _parse_json(value: bytes, message: Message) -> None:
+    try:
+        document = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DecodeError(DecodeReason.INVALID_UTF8, str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise DecodeError(DecodeReason.INVALID_JSON, str(exc)) from None
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        raise DecodeError(
+            DecodeReason.WRONG_FIELD_TYPE, f"the value is a JSON {kind}, not an object"
+        )
+    try:
+        json_format.ParseDict(document, message)
+    except json_format.ParseError as exc:
+        raise DecodeError(_json_reason(str(exc)), str(exc)) from None
+
+
+def _json_reason(problem: str) -> DecodeReason:
+    """The reason word for what json_format said was wrong."""
+    if "has no field named" in problem:
+        return DecodeReason.UNKNOWN_FIELD
+    if "Invalid enum value" in problem:
+        return DecodeReason.UNKNOWN_ENUM_VALUE
+    return DecodeReason.WRONG_FIELD_TYPE
+
+
+def _parse_protobuf(value: bytes, message: Message) -> None:
+    """Parse binary protobuf; a declared field on the wrong wire type is refused.
+
+    Fields the contract does not declare are kept, as protobuf keeps them,
+    so a producer on a newer contract is still read.
+    """
     try:
         message.ParseFromString(value)
     except ProtobufDecodeError as exc:
-        raise DecodeError("invalid_protobuf", str(exc) or "truncated") from None
-    return message
+        raise DecodeError(
+            DecodeReason.INVALID_PROTOBUF, str(exc) or "truncated"
+        ) from None
+    declared = message.DESCRIPTOR.fields_by_number
+    for field in unknown_fields.UnknownFieldSet(message):
+        if field.field_number in declared:
+            name = declared[field.field_number].name
+            raise DecodeError(
+                DecodeReason.WRONG_FIELD_TYPE,
+                f"field {name} arrived with wire type {field.wire_type}",
+            )

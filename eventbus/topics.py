@@ -58,6 +58,11 @@ class TopicSpec:
         )
 
 
+# Kafka's default record batch limit, which the brokers and most topics keep.
+BROKER_RECORD_MAX_BYTES = 1_048_588
+# A dead letter carries the refused record whole, plus why and where from.
+DEAD_LETTER_MAX_BYTES = 2 * BROKER_RECORD_MAX_BYTES
+
 # Small segments and an eager cleaner, so a changelog that is rewritten batch
 # after batch is compacted while it is still young and restores stay quick.
 COMPACTED = (
@@ -69,7 +74,11 @@ COMPACTED = (
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(topic=Topic.BEHAVIOUR_EVENTS, partitions=6),
     TopicSpec(topic=Topic.INGESTED_EVENTS, partitions=6),
-    TopicSpec(topic=Topic.DEAD_LETTER, partitions=3),
+    TopicSpec(
+        topic=Topic.DEAD_LETTER,
+        partitions=3,
+        config=(("max.message.bytes", str(DEAD_LETTER_MAX_BYTES)),),
+    ),
     TopicSpec(topic=Topic.USER_PROFILES, partitions=6, config=COMPACTED),
     TopicSpec(topic=Topic.SERVED_RECOMMENDATIONS, partitions=6),
     TopicSpec(topic=Topic.MODEL_READY, partitions=1),

@@ -24,7 +24,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from eventbus.topics import Topic
+from eventbus.topics import DEAD_LETTER_MAX_BYTES, Topic
 from ingest.changelog import ChangelogReader, KafkaChangelogReader
 from ingest.errors import (
     BrokerError,
@@ -163,6 +163,7 @@ class IngestService:
                     "transactional.id": settings.instance_id,
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                     "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "message.max.bytes": DEAD_LETTER_MAX_BYTES,
                     "linger.ms": 5,
                     "logger": logger,
                 }
@@ -238,6 +239,7 @@ class IngestService:
             ingested_topic=kafka.topic(Topic.INGESTED_EVENTS),
             dead_letter_topic=kafka.topic(Topic.DEAD_LETTER),
             window=EventTimeWindow.from_settings(self.settings),
+            max_event_bytes=self.settings.max_event_bytes,
             clock=self._clock,
         )
 

@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from eventbus import KafkaSettings
+from eventbus.topics import BROKER_RECORD_MAX_BYTES
 from ingest.errors import ConfigurationError
 from ingest.profiles import ProfileLimits
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_ID = "recops-ingest"
+# An event larger than this is refused whatever the settings say, so the
+# dead letter that carries it back always fits the dead-letter topic.
+MAX_EVENT_BYTES_CEILING = BROKER_RECORD_MAX_BYTES // 4
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -51,6 +55,7 @@ class IngestSettings:
     max_event_age_seconds: float = 7 * 86_400.0
     max_future_skew_seconds: float = 300.0
     earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_event_bytes: int = 64 * 1024
     state_dir: Path = REPO / ".state"
     snapshot_timeout_seconds: float = 300.0
     profile_recent_items: int = 50
@@ -92,6 +97,7 @@ class IngestSettings:
             earliest_event_time=read.instant(
                 "EARLIEST_EVENT_TIME", cls.earliest_event_time
             ),
+            max_event_bytes=read.integer("MAX_EVENT_BYTES", cls.max_event_bytes),
             state_dir=Path(env.get("RECOPS_STATE_DIR", str(cls.state_dir))),
             snapshot_timeout_seconds=read.number(
                 "SNAPSHOT_TIMEOUT_SECONDS", cls.snapshot_timeout_seconds
@@ -127,6 +133,11 @@ class IngestSettings:
             raise ConfigurationError("RECOPS_INGEST_METRICS_PORT must be a port")
         if not self.instance_id:
             raise ConfigurationError("RECOPS_INGEST_INSTANCE_ID is empty")
+        if not 1 <= self.max_event_bytes <= MAX_EVENT_BYTES_CEILING:
+            raise ConfigurationError(
+                "RECOPS_INGEST_MAX_EVENT_BYTES must be between 1 and "
+                f"{MAX_EVENT_BYTES_CEILING}, well below the broker's record limit"
+            )
         for name, value in (
             ("PROFILE_RECENT_ITEMS", self.profile_recent_items),
             ("PROFILE_RECENT_EVENT_IDS", self.profile_recent_event_ids),

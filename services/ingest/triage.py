@@ -13,11 +13,17 @@ from collections.abc import Callable, Iterable, Sequence
 
 from confluent_kafka import Message
 
-from eventbus.codec import CONTENT_TYPE_HEADER, ContentType, DecodeError, decode
+from eventbus.codec import (
+    CONTENT_TYPE_HEADER,
+    ContentType,
+    DecodeError,
+    DecodeReason,
+    decode,
+)
 from eventbus.contracts import BehaviourEvent, DeadLetter
 from eventbus.keys import partition_for, shopper_key
 from ingest.classification import ItemKind, Oddity, classify
-from ingest.validation import EventTimeWindow, Refusal, check_event
+from ingest.validation import EventTimeWindow, Refusal, RefusalReason, check_event
 
 ITEM_KIND_HEADER = "item-kind"
 RecordHeaders = list[tuple[str, str | bytes | None]]
@@ -29,6 +35,9 @@ _ITEM_KIND_HEADERS: dict[ItemKind, RecordHeaders] = {
     kind: [_PROTOBUF_HEADER, (ITEM_KIND_HEADER, kind.value.encode())]
     for kind in ItemKind
 }
+# The contract's one enum is the event type, so a JSON name outside it is an
+# unknown type, as a number outside it is in protobuf.
+_DECODE_REASONS = {DecodeReason.UNKNOWN_ENUM_VALUE: RefusalReason.UNKNOWN_TYPE}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +93,7 @@ class Triage:
     ingested_topic: str
     dead_letter_topic: str
     window: EventTimeWindow
+    max_event_bytes: int
     clock: Callable[[], float] = time.time
 
     def sort(
@@ -95,12 +105,8 @@ class Triage:
         tally = BatchTally()
         for record in records:
             tally.consumed += 1
-            value = record.value()
-            try:
-                event = decode(BehaviourEvent, value, header_pairs(record))
-            except DecodeError as exc:
-                refusal: Refusal | None = Refusal(exc.reason, exc.detail)
-            else:
+            event, refusal = self._read(record)
+            if refusal is None:
                 refusal = check_event(event, earliest_s=earliest_s, latest_s=latest_s)
             if refusal is not None:
                 tally.dead_lettered[refusal.reason] += 1
@@ -127,6 +133,18 @@ class Triage:
                 )
             )
         return outgoing, tally
+
+    def _read(self, record: Message) -> tuple[BehaviourEvent, Refusal | None]:
+        """The record's event, or why it holds none."""
+        value = record.value()
+        if value is not None and len(value) > self.max_event_bytes:
+            detail = f"{len(value)} bytes, over the limit of {self.max_event_bytes}"
+            return BehaviourEvent(), Refusal(RefusalReason.TOO_LARGE, detail)
+        try:
+            return decode(BehaviourEvent, value, header_pairs(record)), None
+        except DecodeError as exc:
+            reason = _DECODE_REASONS.get(exc.reason, exc.reason)
+            return BehaviourEvent(), Refusal(reason, exc.detail)
 
     def _forward(self, record: Message, key: bytes, owner: int) -> OutgoingRecord:
         return OutgoingRecord(

@@ -24,6 +24,9 @@ _KNOWN_TYPES = frozenset(
 )
 _SEARCH = BehaviourType.BEHAVIOUR_TYPE_SEARCH
 _RETURN = BehaviourType.BEHAVIOUR_TYPE_RETURN
+# A producer that wrote milli-, micro- or nanoseconds where seconds belong
+# sends a time this many times too far in the future.
+_FINER_UNITS = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
 _COUNTED_TYPES = frozenset(
     {BehaviourType.BEHAVIOUR_TYPE_ADD_TO_CART, BehaviourType.BEHAVIOUR_TYPE_PURCHASE}
 )
@@ -40,8 +43,10 @@ class RefusalReason(enum.StrEnum):
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_PRICE = "invalid_price"
     MISSING_EVENT_TIME = "missing_event_time"
+    EVENT_TIME_WRONG_UNIT = "event_time_wrong_unit"
     EVENT_TIME_TOO_OLD = "event_time_too_old"
     EVENT_TIME_IN_FUTURE = "event_time_in_future"
+    TOO_LARGE = "too_large"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,6 +131,13 @@ def _check_time(
             f"{event.event_time.ToJsonString()} is before the accepted window",
         )
     if seconds > latest_s:
+        for unit, per_second in _FINER_UNITS:
+            if earliest_s <= seconds / per_second <= latest_s:
+                return Refusal(
+                    RefusalReason.EVENT_TIME_WRONG_UNIT,
+                    f"event_time {event.event_time.seconds} looks like {unit}"
+                    " given as seconds",
+                )
         return Refusal(
             RefusalReason.EVENT_TIME_IN_FUTURE,
             f"{event.event_time.ToJsonString()} is in the future",

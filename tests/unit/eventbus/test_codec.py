@@ -33,18 +33,24 @@ def test_a_record_without_content_type_is_read_as_protobuf() -> None:
     assert decode(BehaviourEvent, value, None).item_id == "85123A"
 
 
+JSON = [("content-type", b"application/json")]
+
+
 @pytest.mark.parametrize(
     ("value", "headers", "reason"),
     [
         (b"", None, "empty_payload"),
         (None, None, "empty_payload"),
         (b"\xff\xfe{", [("content-type", b"application/json")], "invalid_utf8"),
-        (
-            b'{"quantity": "many"}',
-            [("content-type", b"application/json")],
-            "invalid_json",
-        ),
+        (b'{"eventId": "a"', JSON, "invalid_json"),
+        (b'{"quantity": "many"}', JSON, "wrong_field_type"),
+        (b'{"eventId": 5}', JSON, "wrong_field_type"),
+        (b'{"eventTime": 1291191960}', JSON, "wrong_field_type"),
+        (b'["536365-1"]', JSON, "wrong_field_type"),
+        (b'{"basket": []}', JSON, "unknown_field"),
+        (b'{"type": "BEHAVIOUR_TYPE_TELEPORT"}', JSON, "unknown_enum_value"),
         (b"\x0a\x10abc", None, "invalid_protobuf"),
+        (b"\x08\x05", None, "wrong_field_type"),
         (b"{}", [("content-type", b"text/csv")], "unknown_content_type"),
     ],
 )
@@ -55,3 +61,13 @@ def test_a_bad_value_is_refused_with_a_reason(
         decode(BehaviourEvent, value, headers)
 
     assert refused.value.reason == reason
+
+
+def test_a_field_number_the_contract_does_not_declare_is_kept_not_refused() -> None:
+    newer_contract_field = b"\xa8\x06\x01"  # field 101, varint 1
+    value = purchase().SerializeToString() + newer_contract_field
+
+    decoded = decode(BehaviourEvent, value, None)
+
+    assert decoded.event_id == "536365-1"
+    assert decoded.SerializeToString() == value

@@ -25,6 +25,7 @@ def test_settings_are_read_from_prefixed_variables() -> None:
             "RECOPS_INGEST_EVENT_TIME_MODE": "LIVE",
             "RECOPS_INGEST_MAX_EVENT_AGE_SECONDS": "60",
             "RECOPS_INGEST_EARLIEST_EVENT_TIME": "2010-01-01",
+            "RECOPS_INGEST_MAX_EVENT_BYTES": "10000",
         }
     )
 
@@ -35,6 +36,7 @@ def test_settings_are_read_from_prefixed_variables() -> None:
     assert settings.event_time_mode is EventTimeMode.LIVE
     assert settings.max_event_age_seconds == 60.0
     assert settings.earliest_event_time.isoformat() == "2010-01-01T00:00:00+00:00"
+    assert settings.max_event_bytes == 10_000
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,8 @@ def test_settings_are_read_from_prefixed_variables() -> None:
         ("RECOPS_INGEST_EVENT_TIME_MODE", "yesterday"),
         ("RECOPS_INGEST_METRICS_PORT", "70000"),
         ("RECOPS_INGEST_EARLIEST_EVENT_TIME", "soon"),
+        ("RECOPS_INGEST_MAX_EVENT_BYTES", "0"),
+        ("RECOPS_INGEST_MAX_EVENT_BYTES", "1048588"),
     ],
 )
 def test_a_value_that_makes_no_sense_is_a_configuration_error(

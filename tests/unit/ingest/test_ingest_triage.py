@@ -31,6 +31,7 @@ TRIAGE = Triage(
         max_future_skew_seconds=300.0,
         earliest=datetime(2000, 1, 1, tzinfo=UTC),
     ),
+    max_event_bytes=4096,
     clock=lambda: NOW_S,
 )
 
@@ -134,12 +135,46 @@ def test_a_truncated_protobuf_is_dead_lettered(make_event: EventFactory) -> None
     assert letter.original_value == truncated
 
 
-def test_json_with_a_type_name_outside_the_contract_is_dead_lettered() -> None:
+def test_json_with_a_type_name_outside_the_contract_is_an_unknown_type() -> None:
     value = b'{"eventId": "x-1", "type": "BEHAVIOUR_TYPE_TELEPORT"}'
 
     letter = dead_letter_of(record(value, [("content-type", b"application/json")]))
 
-    assert letter.reason == "invalid_json"
+    assert letter.reason == "unknown_type"
+    assert "BEHAVIOUR_TYPE_TELEPORT" in letter.detail
+
+
+def test_json_with_a_field_of_the_wrong_type_is_dead_lettered() -> None:
+    value = b'{"eventId": "x-1", "quantity": "six"}'
+
+    letter = dead_letter_of(record(value, [("content-type", b"application/json")]))
+
+    assert letter.reason == "wrong_field_type"
+    assert "quantity" in letter.detail
+
+
+def test_an_event_over_the_size_limit_is_dead_lettered_whole(
+    make_event: EventFactory,
+) -> None:
+    event = make_event(item_description="x" * 5000)
+
+    letter = dead_letter_of(encoded(event, ContentType.PROTOBUF))
+
+    assert letter.reason == "too_large"
+    assert letter.original_value == event.SerializeToString()
+
+
+def test_an_event_just_within_the_size_limit_is_ingested(
+    make_event: EventFactory,
+) -> None:
+    event = make_event(item_description="")
+    padding = 4096 - event.ByteSize() - 3  # the field's tag and two length bytes
+    event.item_description = "x" * padding
+    assert event.ByteSize() == 4096
+
+    (outgoing,), _ = sort([encoded(event, ContentType.PROTOBUF)])
+
+    assert outgoing.topic == "t.ingested-events"
 
 
 def test_an_unknown_type_is_dead_lettered_with_a_detail(

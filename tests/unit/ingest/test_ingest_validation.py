@@ -173,3 +173,26 @@ def test_an_event_within_the_clock_skew_is_accepted(
     make_event: EventFactory,
 ) -> None:
     assert check(make_event(event_time=NOW + timedelta(minutes=4)), LIVE) is None
+
+
+@pytest.mark.parametrize(("unit", "per_second"), [("milli", 1_000), ("micro", 10**6)])
+def test_a_time_in_a_finer_unit_than_seconds_is_refused_as_the_wrong_unit(
+    make_event: EventFactory, unit: str, per_second: int
+) -> None:
+    event = make_event()
+    event.event_time.seconds = int(NOW.timestamp()) * per_second
+
+    refusal = check(event, LIVE)
+
+    assert refusal is not None
+    assert refusal.reason == "event_time_wrong_unit"
+    assert f"{unit}seconds" in refusal.detail
+
+
+def test_a_far_future_time_that_no_unit_explains_is_in_the_future(
+    make_event: EventFactory,
+) -> None:
+    event = make_event()
+    event.event_time.FromDatetime(datetime(2400, 1, 1))
+
+    assert reason_of(event, LIVE) == "event_time_in_future"
