@@ -53,6 +53,10 @@ class LocalCluster:
     def start_node(self, node_id: int) -> None:
         self.run("start-node", str(node_id))
 
+    def start_stopped_nodes(self) -> None:
+        """Start every node that is down, together, as a lost quorum needs."""
+        self.run("start")
+
     def wait_until_whole(self, timeout_s: float = 90.0) -> None:
         """Wait until every node is back and every partition fully in sync."""
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})

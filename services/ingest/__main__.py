@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 from types import FrameType
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
@@ -21,6 +24,15 @@ from ingest.settings import IngestSettings
 from ingest.snapshot import read_ingested_events, split_events, write_snapshot
 
 logger = logging.getLogger("ingest")
+
+# How long closing the consumer may take after the grace period.
+CLOSE_MARGIN_SECONDS = 5.0
+
+
+class LoopService(Protocol):
+    """What :func:`run_bounded` runs: a loop that ends some time after a stop."""
+
+    def run(self) -> None: ...
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,17 +77,64 @@ def serve(settings: IngestSettings) -> int:
         extra={"port": endpoint.port, "paths": ["/metrics", "/livez", "/readyz"]},
     )
 
+    stopping = threading.Event()
+
     def on_signal(signum: int, _: FrameType | None) -> None:
         logger.info("stopping on %s", signal.Signals(signum).name)
         service.stop()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        service.run()
+        finished = run_bounded(service, stopping, settings.shutdown_grace_seconds)
     finally:
         endpoint.stop()
+    if not finished:
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+def run_bounded(
+    service: LoopService,
+    stopping: threading.Event,
+    grace_seconds: float,
+    *,
+    close_margin_seconds: float = CLOSE_MARGIN_SECONDS,
+) -> bool:
+    """Run the loop in a thread; False when it outlived a stop by too long.
+
+    A librdkafka call can block far beyond its timeout while no broker is
+    reachable, and the main thread must stay free to take signals. Once a
+    stop was asked for, the loop gets the grace period and a margin to close;
+    a loop still waiting after that holds only an uncommitted batch, which
+    the next instance reads again, so the caller may end the process
+    without it.
+    """
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            service.run()
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=loop, name="ingest-loop", daemon=True)
+    worker.start()
+    while worker.is_alive() and not stopping.is_set():
+        worker.join(0.5)
+    worker.join(grace_seconds + close_margin_seconds)
+    if worker.is_alive():
+        logger.warning(
+            "the ingest loop is still waiting on a broker %.0fs after the stop; "
+            "exiting without it, its uncommitted batch will be read again",
+            grace_seconds + close_margin_seconds,
+        )
+        return False
+    if failures:
+        raise failures[0]
+    return True
 
 
 def snapshot(settings: IngestSettings) -> int:

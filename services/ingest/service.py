@@ -141,7 +141,7 @@ class IngestService:
         self._triage: Triage | None = None
         self._stopping = threading.Event()
         self._stop_deadline = float("inf")
-        self._lag_checked = 0.0
+        self._loop_ended = threading.Event()
 
     @classmethod
     def connect(cls, settings: IngestSettings, metrics: IngestMetrics) -> IngestService:
@@ -197,8 +197,16 @@ class IngestService:
         )
 
     def run(self) -> None:
-        """Start, consume and ingest until stopped, and close the consumer."""
+        """Start, consume and ingest until stopped, and close the consumer.
+
+        Lag is measured in a thread of its own, so that a loop stuck in a
+        broker call still shows the events piling up behind it.
+        """
         self.start()
+        lag_watcher = threading.Thread(
+            target=self._watch_lag_until_the_loop_ends, name="ingest-lag", daemon=True
+        )
+        lag_watcher.start()
         try:
             while not self._stopping.is_set():
                 self.run_batch()
@@ -206,6 +214,8 @@ class IngestService:
             logger.warning("batch given up at shutdown: %s", exc)
         finally:
             self.health.stopped()
+            self._loop_ended.set()
+            lag_watcher.join()
             self._consumer.close()
             logger.info("ingest stopped", extra={"consumed": self.totals.consumed})
 
@@ -217,7 +227,6 @@ class IngestService:
             timeout=self.settings.batch_wait_seconds,
         )
         records = [message for message in messages if _usable(message)]
-        self._watch_lag()
         if not records:
             return 0
 
@@ -245,7 +254,7 @@ class IngestService:
 
     def _partition_count(self) -> int:
         """The raw topic's partitions, which the profiles topic must match."""
-        metadata = self._consumer.list_topics(timeout=CALL_TIMEOUT_SECONDS)
+        metadata = self._topic_metadata()
         counts = {}
         for name in (self.raw_topic, self.profiles_topic):
             topic = metadata.topics.get(name)
@@ -258,6 +267,18 @@ class IngestService:
                 f" and {self.raw_topic} {counts[self.raw_topic]}: they must match"
             )
         return counts[self.raw_topic]
+
+    def _topic_metadata(self) -> Any:
+        """The cluster's topics, asked again while no broker answers in time."""
+        deadline = time.monotonic() + self.settings.restore_timeout_seconds
+        while True:
+            try:
+                return self._consumer.list_topics(timeout=CALL_TIMEOUT_SECONDS)
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.fatal() or time.monotonic() > deadline:
+                    raise BrokerError(f"no topic metadata: {error.str()}") from exc
+                logger.warning("asking for topic metadata again: %s", error.str())
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         """Restore the new partitions' profiles and check them before consuming."""
@@ -414,12 +435,12 @@ class IngestService:
                     extra={"topic": topic, "partition": partition},
                 )
 
-    def _watch_lag(self) -> None:
-        """Tell health how far behind the owned partitions are, once a second."""
-        now = time.monotonic()
-        if now - self._lag_checked < LAG_EVERY_SECONDS:
-            return
-        self._lag_checked = now
+    def watch_lag(self) -> None:
+        """Tell health how many events wait on the owned partitions.
+
+        Reads only what the consumer knows locally (its positions and the
+        high watermarks of its last fetches), so it never waits on a broker.
+        """
         owned = [TopicPartition(self.raw_topic, p) for p in self.health.partitions()]
         lag = 0
         for position in self._consumer.position(owned) if owned else []:
@@ -428,6 +449,13 @@ class IngestService:
                 continue
             lag += max(0, marks[1] - position.offset)
         self.health.lag(lag)
+
+    def _watch_lag_until_the_loop_ends(self) -> None:
+        while not self._loop_ended.wait(LAG_EVERY_SECONDS):
+            try:
+                self.watch_lag()
+            except (KafkaException, RuntimeError) as exc:
+                logger.debug("lag not measured: %s", exc)
 
     def _record(self, tally: BatchTally, seconds: float) -> None:
         self.totals.add(tally)

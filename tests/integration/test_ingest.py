@@ -137,24 +137,44 @@ def changed(
     return copy
 
 
-def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
+def bad_records() -> dict[str, tuple[bytes, list[tuple[str, bytes]]]]:
+    """One record of each kind ingest must refuse, by the reason it must give."""
+    valid = a_purchase()
+    whole, protobuf = encode(valid)
+    json_headers = [("content-type", ContentType.JSON.value.encode())]
+    ms_time = changed(valid, lambda e: setattr(e.event_time, "seconds", 1 << 40))
+    future = changed(valid, lambda e: e.event_time.FromSeconds(4_102_444_800))
+    ancient = changed(valid, lambda e: e.event_time.FromSeconds(631_152_000))
+    large = changed(valid, lambda e: setattr(e, "item_description", "x" * 70_000))
+    return {
+        "invalid_utf8": (b'{"eventId": "\xc3\x28"}', json_headers),
+        "empty_payload": (b"", protobuf),
+        "invalid_protobuf": (whole[:-3], protobuf),
+        "invalid_json": (b'{"eventId": "536365-2",', json_headers),
+        "wrong_field_type": (b'{"eventId": "x", "quantity": "six"}', json_headers),
+        "unknown_field": (b'{"eventId": "x", "basket": [1]}', json_headers),
+        "unknown_type": encode(changed(valid, lambda e: setattr(e, "type", 42))),
+        "missing_event_id": encode(
+            changed(valid, lambda e: e.ClearField("event_id")), ContentType.JSON
+        ),
+        "missing_item_id": encode(changed(valid, lambda e: e.ClearField("item_id"))),
+        "missing_user_and_session": encode(
+            changed(
+                valid, lambda e: (e.ClearField("user_id"), e.ClearField("session_id"))
+            )
+        ),
+        "too_large": encode(large),
+        "event_time_wrong_unit": encode(ms_time),
+        "event_time_in_future": encode(future),
+        "event_time_too_old": encode(ancient),
+    }
+
+
+def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_origin(
     kafka_settings: KafkaSettings,
 ) -> None:
-    valid = a_purchase()
-    whole, protobuf_headers = encode(valid)
-    unknown_type = changed(valid, lambda e: setattr(e, "type", 0))
-    no_event_id = changed(valid, lambda e: e.ClearField("event_id"))
-    nobody = changed(
-        valid, lambda e: (e.ClearField("user_id"), e.ClearField("session_id"))
-    )
-    json_headers = [("content-type", ContentType.JSON.value.encode())]
-    sent = {
-        "invalid_utf8": (b'{"eventId": "\xc3\x28"}', json_headers),
-        "invalid_protobuf": (whole[:-3], protobuf_headers),
-        "unknown_type": encode(unknown_type),
-        "missing_event_id": encode(no_event_id, ContentType.JSON),
-        "missing_user_and_session": encode(nobody),
-    }
+    sent = bad_records()
+    valid, protobuf = encode(a_purchase())
     where: dict[bytes, tuple[int | None, int | None]] = {}
 
     def delivered(error: KafkaError | None, message: Message) -> None:
@@ -163,7 +183,7 @@ def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
 
     producer = Producer(kafka_settings.producer_config())
     raw_topic = kafka_settings.topic(Topic.BEHAVIOUR_EVENTS)
-    for value, headers in [*sent.values(), (whole, protobuf_headers)]:
+    for value, headers in [*sent.values(), (valid, protobuf)]:
         producer.produce(
             raw_topic, value=value, key=b"k", headers=headers, on_delivery=delivered
         )
@@ -171,9 +191,17 @@ def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
 
     with RunningIngest(kafka_settings) as ingest:
         ingest.wait_for_consumed(len(sent) + 1)
+    counted = {
+        sample.labels["reason"]: sample.value
+        for metric in ingest.registry.collect()
+        if metric.name == "recops_ingest_events_dead_lettered"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
 
     by_reason = {letter.reason: letter for letter in dead_letters(kafka_settings)}
     assert set(by_reason) == set(sent)
+    assert counted == dict.fromkeys(sent, 1.0)
     for reason, (value, _) in sent.items():
         letter = by_reason[reason]
         assert letter.original_value == value
@@ -182,7 +210,7 @@ def test_malformed_records_are_dead_lettered_with_reason_and_original_bytes(
         assert (letter.source_partition, letter.source_offset) == where[value]
         assert letter.detail
     (ingested,) = read_all(kafka_settings, Topic.INGESTED_EVENTS)
-    assert BehaviourEvent.FromString(ingested.value() or b"") == valid
+    assert BehaviourEvent.FromString(ingested.value() or b"") == a_purchase()
     assert dict(ingested.headers() or [])["item-kind"] == b"product"
 
 
@@ -306,3 +334,52 @@ def test_a_snapshot_of_real_ingested_events_splits_seven_two_one_by_time(
     assert max(tables["train"]["event_time"]) < min(tables["validation"]["event_time"])
     assert max(tables["validation"]["event_time"]) < min(tables["test"]["event_time"])
     assert snapshot() == directory
+
+
+def oddity_lines(per_kind: int) -> Lines:
+    """Real lines with each oddity of the shop's data, and plain ones, in order."""
+    wanted = {
+        "guest": lambda row: not row[6],
+        "zero_price": lambda row: float(row[5]) == 0 and int(row[3]) > 0,
+        "non_product": lambda row: row[1] in ("POST", "DOT", "M", "C2", "AMAZONFEE"),
+        "return": lambda row: row[0].startswith("C"),
+        "plain": lambda row: bool(row[6]) and float(row[5]) > 0,
+    }
+    found = dict.fromkeys(wanted, 0)
+    for number, row in read_lines(DEFAULT_DATA):
+        kinds = [kind for kind, test in wanted.items() if test(row)]
+        if any(found[kind] < per_kind for kind in kinds):
+            for kind in kinds:
+                found[kind] += 1
+            yield number, row
+        if all(count >= per_kind for count in found.values()):
+            return
+
+
+def test_the_real_datas_oddities_are_ingested_and_counted_not_dropped(
+    kafka_settings: KafkaSettings,
+) -> None:
+    replayer = replay(kafka_settings, oddity_lines(per_kind=40))
+    acknowledged = set(replayer.acknowledged_ids)
+    with RunningIngest(kafka_settings) as ingest:
+        ingest.wait_for_consumed(len(acknowledged))
+    counted = {
+        sample.labels["kind"]: sample.value
+        for metric in ingest.registry.collect()
+        if metric.name == "recops_ingest_events_classified"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
+
+    assert_each_acknowledged_event_came_out_once(kafka_settings, acknowledged)
+    records = read_all(kafka_settings, Topic.INGESTED_EVENTS)
+    events = [BehaviourEvent.FromString(r.value() or b"") for r in records]
+    kinds = [dict(r.headers() or [])["item-kind"] for r in records]
+    seen = {
+        "guest": sum(not e.user_id for e in events),
+        "zero_price": sum(e.price == 0 for e in events),
+        "non_product": kinds.count(b"non_product"),
+        "return": sum(e.type == BehaviourType.BEHAVIOUR_TYPE_RETURN for e in events),
+    }
+    assert all(count >= 20 for count in seen.values()), seen
+    assert counted == seen

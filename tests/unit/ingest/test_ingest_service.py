@@ -43,6 +43,9 @@ class FakeConsumer:
         self.paused: list[int] = []
         self.closed = False
         self.callbacks: dict[str, Any] = {}
+        self.positions: dict[int, int] = {}
+        self.high_watermarks: dict[int, int] = {}
+        self.metadata_failures: list[KafkaError] = []
 
     def subscribe(self, topics: list[str], **callbacks: Any) -> None:
         self.topics = topics
@@ -75,14 +78,20 @@ class FakeConsumer:
         self.paused.extend(tp.partition for tp in partitions)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(RAW, tp.partition, 0) for tp in partitions]
+        return [
+            TopicPartition(RAW, tp.partition, self.positions.get(tp.partition, 0))
+            for tp in partitions
+        ]
 
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int]:
-        return (0, 0)
+        return (0, self.high_watermarks.get(partition.partition, 0))
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        if self.metadata_failures:
+            raise KafkaException(self.metadata_failures.pop(0))
+
         def described(count: int) -> SimpleNamespace:
             return SimpleNamespace(error=None, partitions=dict.fromkeys(range(count)))
 
@@ -437,3 +446,43 @@ def test_a_batch_that_cannot_commit_is_given_up_once_the_grace_period_ends(
     assert consumer.closed
     assert waits[0] == 30.0 and all(wait <= 0.2 for wait in waits[1:])
     assert ingest.totals.consumed == 0
+
+
+def test_events_waiting_behind_a_loop_that_commits_nothing_make_it_not_ready() -> None:
+    consumer = FakeConsumer([], assignment=[0, 1])
+    ingest, registry = started(
+        consumer, FakeProducer(), stall_seconds=0.05, stall_lag_events=100
+    )
+    ingest.run_batch()
+    consumer.positions = {0: 40, 1: 10}
+    consumer.high_watermarks = {0: 140, 1: 70}
+
+    ingest.watch_lag()
+    time.sleep(0.1)
+
+    assert registry.get_sample_value("recops_ingest_consumer_lag_events") == 160
+    assert "while 160 events wait" in (ingest.health.ready_problem() or "")
+
+
+def test_a_loop_with_few_events_waiting_stays_ready_while_idle() -> None:
+    consumer = FakeConsumer([], assignment=[0])
+    ingest, _ = started(
+        consumer, FakeProducer(), stall_seconds=0.05, stall_lag_events=100
+    )
+    ingest.run_batch()
+    consumer.high_watermarks = {0: 100}
+
+    ingest.watch_lag()
+    time.sleep(0.1)
+
+    assert ingest.health.ready_problem() is None
+
+
+def test_metadata_that_times_out_at_start_is_asked_for_again() -> None:
+    consumer = FakeConsumer([])
+    consumer.metadata_failures = [KafkaError(KafkaError._TIMED_OUT, "no answer")] * 2
+
+    started(consumer, FakeProducer())
+
+    assert consumer.metadata_failures == []
+    assert consumer.topics == [RAW]
