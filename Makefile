@@ -17,7 +17,8 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/services:$(CURDIR)/$(GEN)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup venv proto kafka-up kafka-down kafka-status kafka-destroy \
-	test test-unit test-integration demo lint typecheck clean
+	test test-unit test-integration demo lint typecheck clean \
+	bench-ingest
 
 setup: venv proto deploy-tools
 	@$(PYTHON) deploy/kafka/cluster.py fetch
@@ -61,6 +62,10 @@ test-unit: setup
 
 test-integration: setup
 	$(PY) -m pytest -m integration
+
+# Benchmarks start a cluster of their own and write JSON under reports/bench/.
+bench-ingest: setup
+	$(PY) bench/ingest_throughput.py
 
 lint: setup
 	$(PY) -m ruff check .

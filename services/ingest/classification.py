@@ -29,6 +29,7 @@ NON_PRODUCT_STOCK_CODES = frozenset(
     }
 )
 GIFT_VOUCHER_PREFIX = "GIFT_"
+_RETURN = BehaviourType.BEHAVIOUR_TYPE_RETURN
 
 _PRICED_TYPES = frozenset(
     {
@@ -81,6 +82,6 @@ def classify(event: BehaviourEvent) -> Classification:
         oddities.add(Oddity.NON_PRODUCT)
     if event.type in _PRICED_TYPES and event.price == 0:
         oddities.add(Oddity.ZERO_PRICE)
-    if event.type == BehaviourType.BEHAVIOUR_TYPE_RETURN:
+    if event.type == _RETURN:
         oddities.add(Oddity.RETURN)
     return Classification(item_kind=item_kind, oddities=frozenset(oddities))

@@ -16,18 +16,21 @@ restored from the changelog is what its predecessor committed.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import hashlib
+import operator
 import re
-from collections.abc import Iterator, MutableSequence
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from eventbus.contracts import BehaviourEvent, BehaviourType, UserProfile
+from eventbus.contracts import BehaviourEvent, BehaviourType, TermCount, UserProfile
 from eventbus.keys import shopper_key
 
 DIGEST_MODULUS = 1 << 64
 CHECKPOINT_FORMAT = "profiles/1"
+_COUNT_THEN_WORD = operator.itemgetter(1, 0)
 _WORD = re.compile(r"[a-z]{3,}")
 _STOP_WORDS = frozenset({"and", "the", "with", "for", "set", "pack", "of"})
 _TYPE_NAMES = {
@@ -81,41 +84,79 @@ class ProfileChange:
 
 
 class ShopperProfile:
-    """One shopper's profile, with the indexes that keep updates cheap."""
+    """One shopper's profile, kept as plain values and written as a UserProfile."""
 
-    __slots__ = ("_event_ids", "_terms", "message")
+    __slots__ = (
+        "_counts",
+        "_event_id_set",
+        "_event_ids",
+        "_first_seen",
+        "_items",
+        "_last_seen",
+        "_terms",
+        "_total",
+        "key",
+        "user_id",
+    )
 
     def __init__(self, message: UserProfile) -> None:
-        self.message = message
-        self._event_ids = set(message.recent_event_ids)
+        self.key = message.shopper_key
+        self.user_id = message.user_id
+        self._items = collections.deque(message.recent_items)
+        self._event_ids = collections.deque(message.recent_event_ids)
+        self._event_id_set = set(self._event_ids)
+        self._counts = dict(message.event_counts)
+        self._total = message.events_total
+        self._first_seen = _instant(message, "first_seen")
+        self._last_seen = _instant(message, "last_seen")
         self._terms = {entry.term: entry.count for entry in message.top_terms}
 
     def has_seen(self, event_id: str) -> bool:
-        return event_id in self._event_ids
+        return event_id in self._event_id_set
 
     def absorb(self, event: BehaviourEvent, limits: ProfileLimits) -> None:
         """Fold in an event this profile has not seen."""
-        profile = self.message
-        dropped = _keep_latest(
-            profile.recent_event_ids, event.event_id, limits.recent_event_ids
-        )
-        self._event_ids.difference_update(dropped)
-        self._event_ids.add(event.event_id)
+        self._event_ids.append(event.event_id)
+        self._event_id_set.add(event.event_id)
+        while len(self._event_ids) > limits.recent_event_ids:
+            self._event_id_set.discard(self._event_ids.popleft())
         if event.item_id:
-            _keep_latest(profile.recent_items, event.item_id, limits.recent_items)
-        profile.event_counts[_TYPE_NAMES.get(event.type, "unspecified")] += 1
-        profile.events_total += 1
+            self._items.append(event.item_id)
+            while len(self._items) > limits.recent_items:
+                self._items.popleft()
+        type_name = _TYPE_NAMES.get(event.type, "unspecified")
+        self._counts[type_name] = self._counts.get(type_name, 0) + 1
+        self._total += 1
         if event.HasField("event_time"):
-            _widen_seen(profile, event.event_time)
+            at = (event.event_time.seconds, event.event_time.nanos)
+            if self._first_seen is None or at < self._first_seen:
+                self._first_seen = at
+            if self._last_seen is None or at > self._last_seen:
+                self._last_seen = at
         for term in _terms_of(event.item_description or event.query):
             self._count_term(term, limits.terms)
 
-    def serialise(self) -> bytes:
-        """The record value, with terms most frequent first."""
+    @property
+    def message(self) -> UserProfile:
+        """The profile as the contract has it, terms most frequent first."""
         ranked = sorted(self._terms.items(), key=lambda entry: (-entry[1], entry[0]))
-        del self.message.top_terms[:]
-        for term, count in ranked:
-            self.message.top_terms.add(term=term, count=count)
+        profile = UserProfile(
+            shopper_key=self.key,
+            user_id=self.user_id,
+            recent_items=self._items,
+            event_counts=self._counts,
+            events_total=self._total,
+            top_terms=[TermCount(term=term, count=count) for term, count in ranked],
+            recent_event_ids=self._event_ids,
+        )
+        if self._first_seen is not None:
+            profile.first_seen.seconds, profile.first_seen.nanos = self._first_seen
+        if self._last_seen is not None:
+            profile.last_seen.seconds, profile.last_seen.nanos = self._last_seen
+        return profile
+
+    def serialise(self) -> bytes:
+        """The record value."""
         value: bytes = self.message.SerializeToString(deterministic=True)
         return value
 
@@ -125,11 +166,12 @@ class ShopperProfile:
         It inherits the rarest's count, so counts are upper bounds and a
         word more frequent than one in ``capacity`` is never dropped.
         """
-        count = self._terms.get(term)
-        if count is None and len(self._terms) >= capacity:
-            rarest, count = min(self._terms.items(), key=lambda kv: (kv[1], kv[0]))
-            del self._terms[rarest]
-        self._terms[term] = (count or 0) + 1
+        terms = self._terms
+        count = terms.get(term)
+        if count is None and len(terms) >= capacity:
+            rarest, count = min(terms.items(), key=_COUNT_THEN_WORD)
+            del terms[rarest]
+        terms[term] = (count or 0) + 1
 
 
 class PartitionProfiles:
@@ -259,27 +301,17 @@ def record_digest(key: bytes, value: bytes) -> int:
     return int.from_bytes(hashed, "big")
 
 
-def _keep_latest(values: MutableSequence[str], value: str, limit: int) -> list[str]:
-    """Append a value, drop the oldest beyond the limit, return those dropped."""
-    values.append(value)
-    excess = len(values) - limit
-    if excess <= 0:
-        return []
-    dropped = list(values[:excess])
-    del values[:excess]
-    return dropped
+def _instant(profile: UserProfile, field: str) -> tuple[int, int] | None:
+    """A timestamp field as (seconds, nanos), or None when it is unset."""
+    if not profile.HasField(field):
+        return None
+    at: Timestamp = getattr(profile, field)
+    return at.seconds, at.nanos
 
 
-def _widen_seen(profile: UserProfile, at: Timestamp) -> None:
-    if not profile.HasField("first_seen") or _earlier(at, profile.first_seen):
-        profile.first_seen.CopyFrom(at)
-    if not profile.HasField("last_seen") or _earlier(profile.last_seen, at):
-        profile.last_seen.CopyFrom(at)
-
-
-def _earlier(first: Timestamp, second: Timestamp) -> bool:
-    return (first.seconds, first.nanos) < (second.seconds, second.nanos)
-
-
-def _terms_of(text: str) -> Iterator[str]:
-    return (word for word in _WORD.findall(text.lower()) if word not in _STOP_WORDS)
+@functools.lru_cache(maxsize=65_536)
+def _terms_of(text: str) -> tuple[str, ...]:
+    """The words of a description or query; a shop has few distinct ones."""
+    return tuple(
+        word for word in _WORD.findall(text.lower()) if word not in _STOP_WORDS
+    )
