@@ -62,6 +62,16 @@ class RunningIngest:
             assert time.monotonic() < deadline, self.service.totals
             time.sleep(0.2)
 
+    def counted(self, counter: str, label: str) -> dict[str, float]:
+        """A labelled counter's totals, by the value of ``label``."""
+        return {
+            sample.labels[label]: sample.value
+            for metric in self.registry.collect()
+            if metric.name == counter
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
+
     def __enter__(self) -> RunningIngest:
         self.thread.start()
         return self
@@ -191,13 +201,7 @@ def test_each_kind_of_bad_input_is_dead_lettered_with_its_reason_and_origin(
 
     with RunningIngest(kafka_settings) as ingest:
         ingest.wait_for_consumed(len(sent) + 1)
-    counted = {
-        sample.labels["reason"]: sample.value
-        for metric in ingest.registry.collect()
-        if metric.name == "recops_ingest_events_dead_lettered"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    }
+    counted = ingest.counted("recops_ingest_events_dead_lettered", "reason")
 
     by_reason = {letter.reason: letter for letter in dead_letters(kafka_settings)}
     assert set(by_reason) == set(sent)
@@ -363,13 +367,7 @@ def test_the_real_datas_oddities_are_ingested_and_counted_not_dropped(
     acknowledged = set(replayer.acknowledged_ids)
     with RunningIngest(kafka_settings) as ingest:
         ingest.wait_for_consumed(len(acknowledged))
-    counted = {
-        sample.labels["kind"]: sample.value
-        for metric in ingest.registry.collect()
-        if metric.name == "recops_ingest_events_classified"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    }
+    counted = ingest.counted("recops_ingest_events_classified", "kind")
 
     assert_each_acknowledged_event_came_out_once(kafka_settings, acknowledged)
     records = read_all(kafka_settings, Topic.INGESTED_EVENTS)
