@@ -7,6 +7,9 @@ child process of its own so that peak memory is that reader's alone:
 
 - ``bare``: a confluent-kafka consumer that only decodes each record's bytes
   into a BehaviourEvent, the floor any consumer pays;
+- ``passthrough``: the same consumer copying each record, unread, to another
+  topic in one transaction per batch with its offsets, the floor any
+  processor pays that writes its results exactly once;
 - ``ingest``: the ingest service as it runs in production: validation,
   deduplication, shopper profiles, and one transaction per batch holding the
   ingested events, dead letters, profile changes and offsets.
@@ -23,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,8 +36,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from eventbus import KafkaSettings, Topic, ensure_topics
@@ -43,7 +45,7 @@ from eventbus.contracts import BehaviourEvent
 from eventbus.topics import load_coordinators
 from ingest.metrics import IngestMetrics
 from ingest.replay import DEFAULT_DATA, Replayer, read_lines, replay_producer
-from ingest.service import IngestService
+from ingest.service import TRANSACTION_TIMEOUT_MS, IngestService
 from ingest.settings import IngestSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +53,7 @@ CLUSTER = REPO / "deploy" / "kafka" / "cluster.py"
 PORT_BASE = int(os.environ.get("RECOPS_BENCH_KAFKA_PORT_BASE", "39092"))
 STATE_DIR = REPO / ".state" / "bench-ingest"
 GOAL_SHARE_OF_BARE = 0.5
+PASSTHROUGH_TOPIC = "bench-passthrough"
 READ_TIMEOUT_SECONDS = 600.0
 
 
@@ -83,7 +86,15 @@ def _round(bootstrap: str, events: int) -> dict[str, object]:
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
         client_id="recops-bench",
     )
-    ensure_topics(AdminClient(kafka.admin_config()), kafka.topic_prefix)
+    admin = AdminClient(kafka.admin_config())
+    ensure_topics(admin, kafka.topic_prefix)
+    copies = NewTopic(
+        kafka.topic_prefix + PASSTHROUGH_TOPIC,
+        num_partitions=6,
+        replication_factor=3,
+        config={"min.insync.replicas": "2"},
+    )
+    admin.create_topics([copies])[copies.topic].result()
     load_coordinators(bootstrap)
     replayer = Replayer(replay_producer(kafka), kafka.topic(Topic.BEHAVIOUR_EVENTS))
     replayed = replayer.replay(read_lines(DEFAULT_DATA, limit=events))
@@ -93,6 +104,7 @@ def _round(bootstrap: str, events: int) -> dict[str, object]:
         "topic_prefix": kafka.topic_prefix,
         "replay_events_per_second": round(events / replayed.seconds, 1),
         "bare": _reader_process("bare", kafka, events),
+        "passthrough": _reader_process("passthrough", kafka, events),
         "ingest": _reader_process("ingest", kafka, events),
     }
 
@@ -105,7 +117,9 @@ def _reader_process(reader: str, kafka: KafkaSettings, events: int) -> dict[str,
         "RECOPS_KAFKA_BOOTSTRAP": kafka.bootstrap_servers,
         "RECOPS_TOPIC_PREFIX": kafka.topic_prefix,
     }
-    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {reader} reader failed:\n{done.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
@@ -135,6 +149,53 @@ def read_bare(kafka: KafkaSettings, events: int) -> float:
                 if record.error() is None:
                     BehaviourEvent.FromString(record.value() or b"")
                     decoded += 1
+        return time.perf_counter() - assigned[0]
+    finally:
+        consumer.close()
+
+
+def read_passthrough(kafka: KafkaSettings, events: int) -> float:
+    """Seconds to copy ``events`` records to another topic, a transaction a batch."""
+    consumer = Consumer(kafka.consumer_config(f"{kafka.topic_prefix}bench-passthrough"))
+    producer = Producer(
+        kafka.producer_config(
+            **{
+                "transactional.id": f"{kafka.topic_prefix}bench-passthrough",
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "linger.ms": 5,
+            }
+        )
+    )
+    producer.init_transactions(30)
+    assigned: list[float] = []
+    consumer.subscribe(
+        [kafka.topic(Topic.BEHAVIOUR_EVENTS)],
+        on_assign=lambda *_: assigned.append(time.perf_counter()),
+    )
+    copied = 0
+    deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+    try:
+        while copied < events:
+            _check(deadline, copied, events)
+            batch = consumer.consume(num_messages=5_000, timeout=0.2)
+            records = [record for record in batch if record.error() is None]
+            if not records:
+                continue
+            producer.begin_transaction()
+            for record in records:
+                producer.produce(
+                    kafka.topic_prefix + PASSTHROUGH_TOPIC,
+                    value=record.value(),
+                    key=record.key(),
+                )
+            producer.send_offsets_to_transaction(
+                consumer.position(consumer.assignment()),
+                consumer.consumer_group_metadata(),
+                30,
+            )
+            producer.commit_transaction(30)
+            copied += len(records)
         return time.perf_counter() - assigned[0]
     finally:
         consumer.close()
@@ -191,6 +252,7 @@ def _summary(rounds: list[dict[str, object]], events: int) -> dict[str, object]:
         return round(statistics.median(values), 1)
 
     bare = median("bare", "events_per_second")
+    passthrough = median("passthrough", "events_per_second")
     ingest = median("ingest", "events_per_second")
     share = round(ingest / bare, 3)
     return {
@@ -202,11 +264,14 @@ def _summary(rounds: list[dict[str, object]], events: int) -> dict[str, object]:
         "rounds": rounds,
         "summary": {
             "bare_events_per_second": bare,
+            "passthrough_events_per_second": passthrough,
             "ingest_events_per_second": ingest,
             "ingest_share_of_bare": share,
+            "ingest_share_of_passthrough": round(ingest / passthrough, 3),
             "goal_share_of_bare": GOAL_SHARE_OF_BARE,
             "goal_met": share >= GOAL_SHARE_OF_BARE,
             "bare_peak_rss_mib": median("bare", "peak_rss_mib"),
+            "passthrough_peak_rss_mib": median("passthrough", "peak_rss_mib"),
             "ingest_peak_rss_mib": median("ingest", "peak_rss_mib"),
         },
     }
@@ -214,9 +279,13 @@ def _summary(rounds: list[dict[str, object]], events: int) -> dict[str, object]:
 
 def _reader_main(reader: str, events: int) -> int:
     kafka = KafkaSettings.from_env(client_id=f"recops-bench-{reader}")
-    read = read_bare if reader == "bare" else read_ingest
+    read = {
+        "bare": read_bare,
+        "passthrough": read_passthrough,
+        "ingest": read_ingest,
+    }[reader]
     seconds = read(kafka, events)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = _peak_resident_kib()
     figures = {
         "events": events,
         "seconds": round(seconds, 3),
@@ -227,6 +296,18 @@ def _reader_main(reader: str, events: int) -> int:
     return 0
 
 
+def _peak_resident_kib() -> int:
+    """This process's peak resident memory since it was executed.
+
+    Read from VmHWM, not getrusage: Linux carries ru_maxrss across execve,
+    so a child would report the larger parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python bench/ingest_throughput.py")
     parser.add_argument("--events", type=int, default=100_000)
@@ -234,7 +315,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--out", type=Path, default=REPO / "reports" / "bench" / "ingest.json"
     )
-    parser.add_argument("--reader", choices=["bare", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reader", choices=["bare", "passthrough", "ingest"], help=argparse.SUPPRESS
+    )
     return parser.parse_args()
 
 

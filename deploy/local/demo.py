@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ import grpc
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
 from deploy.local.stack import REPO, ServiceProcess, service_env, wait_for_port
@@ -184,6 +186,19 @@ class Demo:
             "total": sum(reasons.values()),
             "by_reason": dict(reasons),
         }
+
+    def count_classified(self) -> None:
+        """The real data's oddities ingest kept and labelled, from its metrics."""
+        url = f"http://127.0.0.1:{METRICS_PORTS['ingest']}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as page:
+            families = text_string_to_metric_families(page.read().decode())
+            self.summary["classified"] = {
+                sample.labels["kind"]: int(sample.value)
+                for family in families
+                if family.name == "recops_ingest_events_classified"
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            }
 
     def snapshot(self) -> Path:
         output = self.run_tool("-m", "ingest", "snapshot")
@@ -359,8 +374,6 @@ METRICS_PORTS = {"ingest": 9101, "inference": 9103, "monitor": 9104, "drill": 91
 
 def scrape_metrics() -> dict[str, object]:
     """Whether each service's /metrics answers, and how many samples it has."""
-    import urllib.request
-
     scraped: dict[str, object] = {}
     for service, port in METRICS_PORTS.items():
         try:
@@ -384,6 +397,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         ("events replayed", f"{replay['events_acknowledged']:,} acknowledged"),
         ("events ingested", f"{summary['events_ingested']:,}"),
         ("dead-lettered", f"{dead['total']:,} {dead['by_reason']}"),
+        ("kept and labelled", f"{summary['classified']}"),
         ("snapshot rows", f"{summary['snapshot'].get('rows')}"),
         ("model", f"{model['name']} {model['version']}"),
         ("  metric on the test split", "model   popularity"),
@@ -452,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         with demo.step("wait for ingest to catch up"):
             demo.wait_for_ingest()
             demo.count_dead_letters()
+            demo.count_classified()
         with demo.step("cut the training snapshot"):
             snapshot_dir = demo.snapshot()
             rows = demo.summary["snapshot"]["rows"]
