@@ -4,6 +4,8 @@ IngestError                 root; ``retriable`` says whether to try again
 ├── ConfigurationError      a setting is wrong: fix it and restart
 ├── BrokerError             the cluster did not answer in time: retry
 ├── TransactionFencedError  another instance took over our transactional id
+├── ProducerStuckError      a transaction call outlived its timeout by far; the
+│                           producer is replaced and the batch read again
 ├── ShutdownDeadlineError   the batch in flight did not commit within the grace
 │                           period; it is consumed again after a restart
 └── SnapshotError           a snapshot could not be read or written
@@ -30,6 +32,12 @@ class BrokerError(IngestError):
 
 class TransactionFencedError(IngestError):
     """Another instance now owns this transactional id; this one must stop."""
+
+
+class ProducerStuckError(IngestError):
+    """A transaction call never returned; its producer is of no further use."""
+
+    retriable = True
 
 
 class ShutdownDeadlineError(IngestError):

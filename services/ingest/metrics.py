@@ -46,6 +46,11 @@ class IngestMetrics:
             buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10_000),
             registry=registry,
         )
+        self.producers_replaced = Counter(
+            "recops_ingest_producers_replaced_total",
+            "Transactional producers replaced because a call never returned.",
+            registry=registry,
+        )
         self.events_duplicate = Counter(
             "recops_ingest_events_duplicate_total",
             "Resends of events already ingested, absorbed.",

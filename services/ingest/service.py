@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import (
     Consumer,
+    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -30,6 +31,7 @@ from ingest.errors import (
     BrokerError,
     ConfigurationError,
     IngestError,
+    ProducerStuckError,
     ShutdownDeadlineError,
     TransactionFencedError,
 )
@@ -50,7 +52,6 @@ from ingest.validation import EventTimeWindow
 logger = logging.getLogger(__name__)
 
 TRANSACTION_TIMEOUT_MS = 60_000
-CALL_TIMEOUT_SECONDS = 30.0
 LAG_EVERY_SECONDS = 1.0
 PROFILE_HEADERS: RecordHeaders = [("content-type", b"application/x-protobuf")]
 
@@ -125,6 +126,7 @@ class IngestService:
         producer: TransactionalProducer,
         changelog: ChangelogReader,
         *,
+        new_producer: Callable[[], TransactionalProducer] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -137,6 +139,7 @@ class IngestService:
         self._consumer = consumer
         self._producer = producer
         self._changelog = changelog
+        self._new_producer = new_producer
         self._clock = clock
         self._triage: Triage | None = None
         self._stopping = threading.Event()
@@ -157,24 +160,29 @@ class IngestService:
                 },
             )
         )
-        producer = Producer(
-            kafka.producer_config(
-                **{
-                    "transactional.id": settings.instance_id,
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "message.max.bytes": DEAD_LETTER_MAX_BYTES,
-                    "linger.ms": 5,
-                    "logger": logger,
-                }
-            )
+        producer_config = kafka.producer_config(
+            **{
+                "transactional.id": settings.instance_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "message.max.bytes": DEAD_LETTER_MAX_BYTES,
+                "linger.ms": 5,
+                "logger": logger,
+            }
         )
         changelog = KafkaChangelogReader(
             kafka,
             kafka.topic(Topic.USER_PROFILES),
             timeout_seconds=settings.restore_timeout_seconds,
         )
-        return cls(settings, metrics, consumer, producer, changelog)
+        return cls(
+            settings,
+            metrics,
+            consumer,
+            Producer(producer_config),
+            changelog,
+            new_producer=lambda: Producer(producer_config),
+        )
 
     def stop(self) -> None:
         """Ask the loop to finish its batch within the grace period and return."""
@@ -273,7 +281,9 @@ class IngestService:
         deadline = time.monotonic() + self.settings.restore_timeout_seconds
         while True:
             try:
-                return self._consumer.list_topics(timeout=CALL_TIMEOUT_SECONDS)
+                return self._consumer.list_topics(
+                    timeout=self.settings.broker_call_timeout_seconds
+                )
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.fatal() or time.monotonic() > deadline:
@@ -287,7 +297,9 @@ class IngestService:
         started = time.perf_counter()
         committed = {
             tp.partition: tp
-            for tp in self._consumer.committed(partitions, timeout=CALL_TIMEOUT_SECONDS)
+            for tp in self._consumer.committed(
+                partitions, timeout=self.settings.broker_call_timeout_seconds
+            )
         }
         restored = self._changelog.restore(numbers)
         self.metrics.restore_seconds.observe(time.perf_counter() - started)
@@ -320,7 +332,7 @@ class IngestService:
 
     def _init_transactions(self) -> None:
         try:
-            self._producer.init_transactions(CALL_TIMEOUT_SECONDS)
+            self._bounded(self._producer.init_transactions)
         except KafkaException as exc:
             error = exc.args[0]
             raise BrokerError(f"init_transactions failed: {error.str()}") from exc
@@ -328,37 +340,68 @@ class IngestService:
     def _write(
         self, records: Sequence[Message], outgoing: list[OutgoingRecord]
     ) -> bool:
-        """Write one batch as a transaction; False when it was aborted."""
+        """Write one batch as a transaction; False when it must be read again."""
         try:
-            self._producer.begin_transaction()
-            for record in outgoing:
-                self._produce(record)
-            for change in self.profiles.changes():
-                self._produce(
-                    OutgoingRecord(
-                        topic=self.profiles_topic,
-                        key=change.key,
-                        value=change.value,
-                        headers=PROFILE_HEADERS,
-                        partition=change.partition,
-                    )
-                )
-            self._retrying(self._send_offsets, records)
-            self._retrying(self._commit)
+            self._transact(records, outgoing)
         except KafkaException as exc:
-            error = exc.args[0]
-            if error.fatal():
-                raise TransactionFencedError(error.str()) from exc
-            if not error.txn_requires_abort():
-                raise IngestError(f"transaction failed: {error.str()}") from exc
-            logger.warning("aborting transaction: %s", error.str())
-            self._abort(records)
-            return False
+            self._give_up_transaction(exc.args[0])
+        except ProducerStuckError as exc:
+            self._replace_producer(exc)
         except ShutdownDeadlineError:
             self.profiles.rollback()
             raise
-        self.profiles.commit()
-        return True
+        else:
+            self.profiles.commit()
+            return True
+        self.profiles.rollback()
+        self._rewind(records)
+        return False
+
+    def _transact(
+        self, records: Sequence[Message], outgoing: list[OutgoingRecord]
+    ) -> None:
+        self._producer.begin_transaction()
+        for record in outgoing:
+            self._produce(record)
+        for change in self.profiles.changes():
+            self._produce(
+                OutgoingRecord(
+                    topic=self.profiles_topic,
+                    key=change.key,
+                    value=change.value,
+                    headers=PROFILE_HEADERS,
+                    partition=change.partition,
+                )
+            )
+        self._retrying(self._send_offsets, records)
+        self._retrying(self._commit)
+
+    def _give_up_transaction(self, error: KafkaError) -> None:
+        """Abort the open transaction after an error that allows it."""
+        if error.fatal():
+            raise TransactionFencedError(error.str())
+        if not error.txn_requires_abort():
+            raise IngestError(f"transaction failed: {error.str()}")
+        logger.warning("aborting transaction: %s", error.str())
+        try:
+            self._retrying(lambda: self._bounded(self._producer.abort_transaction))
+        except ProducerStuckError as exc:
+            self._replace_producer(exc)
+            return
+        self.metrics.transactions_aborted.inc()
+
+    def _replace_producer(self, stuck: ProducerStuckError) -> None:
+        """Fence the stuck producer with a new one under the same transactional id.
+
+        The new producer's first call makes the brokers abort whatever the
+        old one left open; the old one is left to its blocked thread.
+        """
+        if self._new_producer is None:
+            raise stuck
+        logger.error("replacing the transactional producer: %s", stuck)
+        self._producer = self._new_producer()
+        self.metrics.producers_replaced.inc()
+        self._retrying(lambda: self._bounded(self._producer.init_transactions))
 
     def _produce(self, record: OutgoingRecord) -> None:
         while True:
@@ -376,6 +419,7 @@ class IngestService:
                 self._producer.poll(0.05)
 
     def _send_offsets(self, records: Sequence[Message]) -> None:
+        group = self._consumer.consumer_group_metadata()
         positions = [
             TopicPartition(
                 topic,
@@ -385,23 +429,61 @@ class IngestService:
             )
             for (topic, partition), offset in batch_offsets(records).items()
         ]
-        self._producer.send_offsets_to_transaction(
-            positions, self._consumer.consumer_group_metadata(), self._call_timeout()
+        self._bounded(
+            lambda timeout: self._producer.send_offsets_to_transaction(
+                positions, group, timeout
+            ),
+            "send_offsets_to_transaction",
         )
 
     def _commit(self) -> None:
-        self._producer.commit_transaction(self._call_timeout())
+        self._bounded(self._producer.commit_transaction)
+
+    def _bounded(self, call: Callable[[float], object], name: str = "") -> None:
+        """Make a blocking producer call, but never wait on it without end.
+
+        The call runs in a thread of its own. One that outlives its timeout
+        by the stuck margin raises ProducerStuckError, or, once shutdown is
+        under way, ShutdownDeadlineError when the grace period ends first.
+        """
+        timeout = self._call_timeout()
+        outcome: list[BaseException] = []
+        returned = threading.Event()
+
+        def attempt() -> None:
+            try:
+                call(timeout)
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                returned.set()
+
+        threading.Thread(
+            target=attempt, name="ingest-producer-call", daemon=True
+        ).start()
+        margin = self.settings.stuck_call_margin_seconds
+        waited = timeout + margin
+        while not returned.wait(min(waited, 1.0)):
+            waited -= 1.0
+            self._call_timeout()
+            if waited <= 0:
+                name = name or getattr(call, "__name__", "a producer call")
+                raise ProducerStuckError(
+                    f"{name} did not return {margin:g}s past its {timeout:g}s timeout"
+                )
+        if outcome:
+            raise outcome[0]
 
     def _call_timeout(self) -> float:
         """How long a broker call may wait: less once shutdown is under way."""
         if not self._stopping.is_set():
-            return CALL_TIMEOUT_SECONDS
+            return self.settings.broker_call_timeout_seconds
         remaining = self._stop_deadline - time.monotonic()
         if remaining <= 0:
             raise ShutdownDeadlineError(
                 f"the {self.settings.shutdown_grace_seconds:g}s grace period ran out"
             )
-        return min(CALL_TIMEOUT_SECONDS, remaining)
+        return min(self.settings.broker_call_timeout_seconds, remaining)
 
     def _retrying(self, call: Callable[..., None], *args: Any) -> None:
         """Repeat a transaction call while the broker says it may succeed."""
@@ -416,11 +498,8 @@ class IngestService:
                 logger.warning("retrying %s: %s", call.__name__, error.str())
                 self.health.beat()
 
-    def _abort(self, records: Sequence[Message]) -> None:
-        """Abort the open transaction and rewind to the batch's first records."""
-        self.profiles.rollback()
-        self._retrying(lambda: self._producer.abort_transaction(self._call_timeout()))
-        self.metrics.transactions_aborted.inc()
+    def _rewind(self, records: Sequence[Message]) -> None:
+        """Seek back to the batch's first records, so that it is read again."""
         for (topic, partition), offset in batch_starts(records).items():
             try:
                 self._consumer.seek(TopicPartition(topic, partition, offset))

@@ -62,6 +62,11 @@ class IngestSettings:
     profile_recent_event_ids: int = 5000
     profile_terms: int = 20
     restore_timeout_seconds: float = 300.0
+    broker_call_timeout_seconds: float = 30.0
+    # How long past its timeout a transaction call may block before its
+    # producer is replaced: librdkafka can block in one without end while a
+    # coordinator is away (confluentinc/librdkafka#5456).
+    stuck_call_margin_seconds: float = 30.0
     shutdown_grace_seconds: float = 20.0
     stall_seconds: float = 30.0
     stall_lag_events: int = 100
@@ -112,6 +117,12 @@ class IngestSettings:
             restore_timeout_seconds=read.number(
                 "RESTORE_TIMEOUT_SECONDS", cls.restore_timeout_seconds
             ),
+            broker_call_timeout_seconds=read.number(
+                "BROKER_CALL_TIMEOUT_SECONDS", cls.broker_call_timeout_seconds
+            ),
+            stuck_call_margin_seconds=read.number(
+                "STUCK_CALL_MARGIN_SECONDS", cls.stuck_call_margin_seconds
+            ),
             shutdown_grace_seconds=read.number(
                 "SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds
             ),
@@ -147,6 +158,8 @@ class IngestSettings:
                 raise ConfigurationError(f"RECOPS_INGEST_{name} must be >= 1")
         for name, seconds in (
             ("RESTORE_TIMEOUT_SECONDS", self.restore_timeout_seconds),
+            ("BROKER_CALL_TIMEOUT_SECONDS", self.broker_call_timeout_seconds),
+            ("STUCK_CALL_MARGIN_SECONDS", self.stuck_call_margin_seconds),
             ("SHUTDOWN_GRACE_SECONDS", self.shutdown_grace_seconds),
             ("STALL_SECONDS", self.stall_seconds),
             ("LIVENESS_SECONDS", self.liveness_seconds),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -11,7 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from eventbus import ContentType, KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent, UserProfile
-from ingest.errors import ConfigurationError, TransactionFencedError
+from ingest.errors import (
+    ConfigurationError,
+    ProducerStuckError,
+    TransactionFencedError,
+)
 from ingest.metrics import IngestMetrics
 from ingest.profiles import Checkpoint, PartitionProfiles
 from ingest.service import IngestService
@@ -486,3 +491,65 @@ def test_metadata_that_times_out_at_start_is_asked_for_again() -> None:
 
     assert consumer.metadata_failures == []
     assert consumer.topics == [RAW]
+
+
+class StuckProducer(FakeProducer):
+    """A producer whose offsets call never returns, as librdkafka's may not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = -1
+    ) -> None:
+        self.log.append("send offsets stuck")
+        self.released.wait()
+
+
+def test_a_producer_stuck_in_a_call_is_replaced_and_the_batch_read_again(
+    make_event: EventFactory,
+) -> None:
+    batch = [raw(make_event(), 70)]
+    stuck, fresh = StuckProducer(), FakeProducer()
+    consumer = FakeConsumer([batch, batch])
+    registry = CollectorRegistry()
+    ingest = IngestService(
+        settings(broker_call_timeout_seconds=0.1, stuck_call_margin_seconds=0.2),
+        IngestMetrics(registry),
+        consumer,
+        stuck,
+        FakeChangelog(),
+        new_producer=lambda: fresh,
+    )
+    ingest.start()
+
+    began = time.monotonic()
+    ingest.run_batch()
+    waited = time.monotonic() - began
+    ingest.run_batch()
+    stuck.released.set()
+
+    assert waited < 2
+    assert stuck.log == ["init", "begin", "send offsets stuck"]
+    assert fresh.log == ["init", "begin", "commit"]
+    assert consumer.seeks == [(RAW, SHOPPER_PARTITION, 70)]
+    assert registry.get_sample_value("recops_ingest_producers_replaced_total") == 1
+    assert registry.get_sample_value("recops_ingest_events_consumed_total") == 1
+    assert profile_of(fresh, b"17850").events_total == 1
+
+
+def test_a_stuck_producer_with_no_replacement_stops_the_service(
+    make_event: EventFactory,
+) -> None:
+    stuck = StuckProducer()
+    ingest, _ = started(
+        FakeConsumer([[raw(make_event(), 70)]]),
+        stuck,
+        broker_call_timeout_seconds=0.1,
+        stuck_call_margin_seconds=0.1,
+    )
+
+    with pytest.raises(ProducerStuckError, match="send_offsets_to_transaction"):
+        ingest.run_batch()
+    stuck.released.set()

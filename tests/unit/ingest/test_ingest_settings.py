@@ -48,6 +48,7 @@ def test_settings_are_read_from_prefixed_variables() -> None:
         ("RECOPS_INGEST_METRICS_PORT", "70000"),
         ("RECOPS_INGEST_EARLIEST_EVENT_TIME", "soon"),
         ("RECOPS_INGEST_MAX_EVENT_BYTES", "0"),
+        ("RECOPS_INGEST_STUCK_CALL_MARGIN_SECONDS", "0"),
         ("RECOPS_INGEST_MAX_EVENT_BYTES", "1048588"),
     ],
 )
