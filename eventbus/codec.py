@@ -72,8 +72,9 @@ def content_type_of(headers: Headers | None) -> ContentType:
         if key.lower() != CONTENT_TYPE_HEADER or raw is None:
             continue
         text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+        media_type = text.split(";", 1)[0]  # parameters such as charset
         try:
-            return ContentType(text.strip().lower())
+            return ContentType(media_type.strip().lower())
         except ValueError:
             raise DecodeError(DecodeReason.UNKNOWN_CONTENT_TYPE, text) from None
     return ContentType.PROTOBUF
@@ -98,6 +99,8 @@ def _parse_json(value: bytes, message: Message) -> None:
         raise DecodeError(DecodeReason.INVALID_UTF8, str(exc)) from None
     except json.JSONDecodeError as exc:
         raise DecodeError(DecodeReason.INVALID_JSON, str(exc)) from None
+    except RecursionError:
+        raise DecodeError(DecodeReason.INVALID_JSON, "nested too deeply") from None
     if not isinstance(document, dict):
         kind = type(document).__name__
         raise DecodeError(
@@ -107,6 +110,10 @@ def _parse_json(value: bytes, message: Message) -> None:
         json_format.ParseDict(document, message)
     except json_format.ParseError as exc:
         raise DecodeError(_json_reason(str(exc)), str(exc)) from None
+    except RecursionError:
+        raise DecodeError(
+            DecodeReason.WRONG_FIELD_TYPE, "a field is nested too deeply"
+        ) from None
 
 
 def _json_reason(problem: str) -> DecodeReason:
@@ -127,9 +134,11 @@ def _parse_protobuf(value: bytes, message: Message) -> None:
     try:
         message.ParseFromString(value)
     except ProtobufDecodeError as exc:
-        raise DecodeError(
-            DecodeReason.INVALID_PROTOBUF, str(exc) or "truncated"
-        ) from None
+        detail = str(exc) or "truncated"
+        if value.lstrip()[:1] in (b"{", b"["):
+            detail += f"; it looks like JSON, which needs {CONTENT_TYPE_HEADER}:"
+            detail += f" {ContentType.JSON.value}"
+        raise DecodeError(DecodeReason.INVALID_PROTOBUF, detail) from None
     declared = message.DESCRIPTOR.fields_by_number
     for field in unknown_fields.UnknownFieldSet(message):
         if field.field_number in declared:

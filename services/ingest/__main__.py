@@ -17,7 +17,7 @@ import ingest
 from eventbus.http import ServiceEndpoint
 from eventbus.logs import configure_logging
 from eventbus.topics import Topic
-from ingest.errors import IngestError
+from ingest.errors import ConfigurationError, IngestError
 from ingest.metrics import IngestMetrics
 from ingest.service import IngestService
 from ingest.settings import IngestSettings
@@ -66,12 +66,18 @@ def serve(settings: IngestSettings) -> int:
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     service = IngestService.connect(settings, metrics)
-    endpoint = ServiceEndpoint(
-        settings.metrics_port,
-        registry,
-        live=service.health.live_problem,
-        ready=service.health.ready_problem,
-    ).start()
+    try:
+        endpoint = ServiceEndpoint(
+            settings.metrics_port,
+            registry,
+            live=service.health.live_problem,
+            ready=service.health.ready_problem,
+        ).start()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"RECOPS_INGEST_METRICS_PORT={settings.metrics_port} cannot be served: "
+            f"{exc.strerror}"
+        ) from exc
     logger.info(
         "metrics and health served",
         extra={"port": endpoint.port, "paths": ["/metrics", "/livez", "/readyz"]},

@@ -4,6 +4,8 @@ IngestError                 root; ``retriable`` says whether to try again
 ├── ConfigurationError      a setting is wrong: fix it and restart
 ├── BrokerError             the cluster did not answer in time: retry
 ├── TransactionFencedError  another instance took over our transactional id
+├── ConsumerFencedError     the consumer failed for good, as when another
+│                           replica runs under the same instance id
 ├── ProducerStuckError      a transaction call outlived its timeout by far; the
 │                           producer is replaced and the batch read again
 ├── ShutdownDeadlineError   the batch in flight did not commit within the grace
@@ -32,6 +34,10 @@ class BrokerError(IngestError):
 
 class TransactionFencedError(IngestError):
     """Another instance now owns this transactional id; this one must stop."""
+
+
+class ConsumerFencedError(IngestError):
+    """The consumer cannot go on; most often another replica took its instance id."""
 
 
 class ProducerStuckError(IngestError):

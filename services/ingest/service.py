@@ -30,6 +30,7 @@ from ingest.changelog import ChangelogReader, KafkaChangelogReader
 from ingest.errors import (
     BrokerError,
     ConfigurationError,
+    ConsumerFencedError,
     IngestError,
     ProducerStuckError,
     ShutdownDeadlineError,
@@ -576,10 +577,19 @@ def _disagreement(
 
 
 def _usable(message: Message) -> bool:
+    """Whether a consumed message holds a record; raises when the consumer is done.
+
+    librdkafka reports a fatal consumer error, such as another member taking
+    this static instance id, through a message whose error need not say it
+    is fatal: its code is ``_FATAL``.
+    """
     error = message.error()
     if error is None:
         return True
-    if error.fatal():
-        raise IngestError(f"consumer failed: {error.str()}")
+    if error.fatal() or error.code() in _CONSUMER_ENDED:
+        raise ConsumerFencedError(f"the consumer cannot go on: {error.str()}")
     logger.warning("consumer error: %s", error.str())
     return False
+
+
+_CONSUMER_ENDED = frozenset({KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,6 +17,9 @@ from ingest.errors import ConfigurationError
 from ingest.profiles import ProfileLimits
 
 REPO = Path(__file__).resolve().parents[2]
+# The most records one consume call may return.
+MAX_BATCH_EVENTS = 1_000_000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CLIENT_ID = "recops-ingest"
 # An event larger than this is refused whatever the settings say, so the
 # dead letter that carries it back always fits the dead-letter topic.
@@ -136,14 +140,26 @@ class IngestSettings:
 
     def check(self) -> None:
         """Refuse values no deployment could mean."""
-        if self.batch_max_events < 1:
-            raise ConfigurationError("RECOPS_INGEST_BATCH_MAX_EVENTS must be >= 1")
+        if not 1 <= self.batch_max_events <= MAX_BATCH_EVENTS:
+            raise ConfigurationError(
+                "RECOPS_INGEST_BATCH_MAX_EVENTS must be between 1 and "
+                f"{MAX_BATCH_EVENTS}"
+            )
         if self.batch_wait_seconds <= 0:
             raise ConfigurationError("RECOPS_INGEST_BATCH_WAIT_SECONDS must be > 0")
         if not 0 <= self.metrics_port <= 65_535:
             raise ConfigurationError("RECOPS_INGEST_METRICS_PORT must be a port")
-        if not self.instance_id:
+        if not self.instance_id.strip():
             raise ConfigurationError("RECOPS_INGEST_INSTANCE_ID is empty")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigurationError(
+                f"RECOPS_INGEST_LOG_LEVEL={self.log_level!r} is not one of "
+                + ", ".join(LOG_LEVELS)
+            )
+        if self.max_future_skew_seconds < 0:
+            raise ConfigurationError(
+                "RECOPS_INGEST_MAX_FUTURE_SKEW_SECONDS must be >= 0"
+            )
         if not 1 <= self.max_event_bytes <= MAX_EVENT_BYTES_CEILING:
             raise ConfigurationError(
                 "RECOPS_INGEST_MAX_EVENT_BYTES must be between 1 and "
@@ -157,6 +173,7 @@ class IngestSettings:
             if value < 1:
                 raise ConfigurationError(f"RECOPS_INGEST_{name} must be >= 1")
         for name, seconds in (
+            ("MAX_EVENT_AGE_SECONDS", self.max_event_age_seconds),
             ("RESTORE_TIMEOUT_SECONDS", self.restore_timeout_seconds),
             ("BROKER_CALL_TIMEOUT_SECONDS", self.broker_call_timeout_seconds),
             ("STUCK_CALL_MARGIN_SECONDS", self.stuck_call_margin_seconds),
@@ -200,11 +217,12 @@ class _Reader:
         if raw is None:
             return default
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
-            raise ConfigurationError(
-                f"{self.prefix}{name}={raw!r} is not a number"
-            ) from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise ConfigurationError(f"{self.prefix}{name}={raw!r} is not a number")
+        return number
 
     def choice(self, name: str, kind: type[E], default: E) -> E:
         raw = self.env.get(self.prefix + name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -24,6 +25,8 @@ from eventbus.contracts import BehaviourEvent, DeadLetter
 from eventbus.keys import partition_for, shopper_key
 from ingest.classification import ItemKind, Oddity, classify
 from ingest.validation import EventTimeWindow, Refusal, RefusalReason, check_event
+
+logger = logging.getLogger(__name__)
 
 ITEM_KIND_HEADER = "item-kind"
 RecordHeaders = list[tuple[str, str | bytes | None]]
@@ -105,9 +108,7 @@ class Triage:
         tally = BatchTally()
         for record in records:
             tally.consumed += 1
-            event, refusal = self._read(record)
-            if refusal is None:
-                refusal = check_event(event, earliest_s=earliest_s, latest_s=latest_s)
+            event, refusal = self._judge(record, earliest_s, latest_s)
             if refusal is not None:
                 tally.dead_lettered[refusal.reason] += 1
                 outgoing.append(self._dead_letter(record, refusal))
@@ -133,6 +134,32 @@ class Triage:
                 )
             )
         return outgoing, tally
+
+    def _judge(
+        self, record: Message, earliest_s: float, latest_s: float
+    ) -> tuple[BehaviourEvent, Refusal | None]:
+        """The record's event and why it may not be ingested, if it may not.
+
+        A record that breaks the checks themselves is refused as unreadable
+        rather than stopping the stream, and logged, since it shows a gap in
+        them.
+        """
+        try:
+            event, refusal = self._read(record)
+            if refusal is None:
+                refusal = check_event(event, earliest_s=earliest_s, latest_s=latest_s)
+        except Exception as exc:
+            logger.exception(
+                "a record broke the checks",
+                extra={
+                    "topic": record.topic(),
+                    "partition": record.partition(),
+                    "offset": record.offset(),
+                },
+            )
+            detail = f"{type(exc).__name__}: {exc}"
+            return BehaviourEvent(), Refusal(RefusalReason.UNREADABLE, detail)
+        return event, refusal
 
     def _read(self, record: Message) -> tuple[BehaviourEvent, Refusal | None]:
         """The record's event, or why it holds none."""

@@ -15,6 +15,10 @@ from eventbus.contracts import BehaviourEvent, BehaviourType
 from ingest.settings import EventTimeMode, IngestSettings
 
 MAX_QUANTITY = 100_000
+NANOS_PER_SECOND = 1_000_000_000
+# The range a protobuf Timestamp may hold: 0001-01-01 to 9999-12-31.
+TIMESTAMP_MIN_SECONDS = -62_135_596_800
+TIMESTAMP_MAX_SECONDS = 253_402_300_799
 MAX_UNIT_PRICE = 100_000.0
 
 _KNOWN_TYPES = frozenset(
@@ -43,10 +47,12 @@ class RefusalReason(enum.StrEnum):
     INVALID_QUANTITY = "invalid_quantity"
     INVALID_PRICE = "invalid_price"
     MISSING_EVENT_TIME = "missing_event_time"
+    INVALID_EVENT_TIME = "invalid_event_time"
     EVENT_TIME_WRONG_UNIT = "event_time_wrong_unit"
     EVENT_TIME_TOO_OLD = "event_time_too_old"
     EVENT_TIME_IN_FUTURE = "event_time_in_future"
     TOO_LARGE = "too_large"
+    UNREADABLE = "unreadable"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,7 +94,8 @@ def check_event(
 ) -> Refusal | None:
     """The first thing wrong with an event, or None when it may be ingested."""
     if event.type not in _KNOWN_TYPES:
-        return Refusal(RefusalReason.UNKNOWN_TYPE, f"type {event.type} is unknown")
+        detail = f"type {event.type} is unknown" if event.type else "type is not set"
+        return Refusal(RefusalReason.UNKNOWN_TYPE, detail)
     if not event.event_id.strip():
         return Refusal(RefusalReason.MISSING_EVENT_ID, "event_id is empty")
     if not event.user_id and not event.session_id:
@@ -124,22 +131,32 @@ def _check_time(
 ) -> Refusal | None:
     if not event.HasField("event_time"):
         return Refusal(RefusalReason.MISSING_EVENT_TIME, "event_time is not set")
-    seconds = event.event_time.seconds + event.event_time.nanos / 1e9
-    if seconds < earliest_s:
+    at = event.event_time
+    if not 0 <= at.nanos < NANOS_PER_SECOND:
         return Refusal(
-            RefusalReason.EVENT_TIME_TOO_OLD,
-            f"{event.event_time.ToJsonString()} is before the accepted window",
+            RefusalReason.INVALID_EVENT_TIME,
+            f"event_time nanos {at.nanos} out of range",
         )
+    seconds = at.seconds + at.nanos / NANOS_PER_SECOND
     if seconds > latest_s:
         for unit, per_second in _FINER_UNITS:
             if earliest_s <= seconds / per_second <= latest_s:
                 return Refusal(
                     RefusalReason.EVENT_TIME_WRONG_UNIT,
-                    f"event_time {event.event_time.seconds} looks like {unit}"
-                    " given as seconds",
+                    f"event_time {at.seconds} looks like {unit} given as seconds",
                 )
+    if not TIMESTAMP_MIN_SECONDS <= at.seconds <= TIMESTAMP_MAX_SECONDS:
         return Refusal(
-            RefusalReason.EVENT_TIME_IN_FUTURE,
-            f"{event.event_time.ToJsonString()} is in the future",
+            RefusalReason.INVALID_EVENT_TIME,
+            f"event_time {at.seconds} is outside the years 1 to 9999",
+        )
+    if seconds < earliest_s:
+        return Refusal(
+            RefusalReason.EVENT_TIME_TOO_OLD,
+            f"{at.ToJsonString()} is before the accepted window",
+        )
+    if seconds > latest_s:
+        return Refusal(
+            RefusalReason.EVENT_TIME_IN_FUTURE, f"{at.ToJsonString()} is in the future"
         )
     return None

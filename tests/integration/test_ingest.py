@@ -175,6 +175,9 @@ def bad_records() -> dict[str, tuple[bytes, list[tuple[str, bytes]]]]:
         ),
         "too_large": encode(large),
         "event_time_wrong_unit": encode(ms_time),
+        "invalid_event_time": encode(
+            changed(valid, lambda e: setattr(e.event_time, "seconds", 10**17))
+        ),
         "event_time_in_future": encode(future),
         "event_time_too_old": encode(ancient),
     }

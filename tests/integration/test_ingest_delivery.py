@@ -345,3 +345,29 @@ def test_profiles_that_disagree_with_the_checkpoint_keep_ingest_not_ready(
         assert second.service.terminate() == 0
 
     assert "partition 4" in refusal
+
+
+def test_a_replica_whose_instance_id_is_taken_by_another_stops_and_says_why(
+    kafka_settings: KafkaSettings, ingest_state: Path
+) -> None:
+    with IngestProcess(kafka_settings, ingest_state) as first:
+        first.wait_until(200)
+        with IngestProcess(kafka_settings, ingest_state) as second:
+            second.wait_until(200)
+            exited = first.service.process.wait(timeout=60)
+            acknowledged = set(
+                replay(
+                    kafka_settings, read_lines(DEFAULT_DATA, limit=500)
+                ).acknowledged_ids
+            )
+            wait_for_outputs(kafka_settings, len(acknowledged), timeout_s=60)
+            assert second.service.terminate() == 0
+
+    failures = [
+        str(line["message"])
+        for line in first.service.log_lines
+        if str(line.get("message", "")).startswith("ingest failed")
+    ]
+    assert exited == 1
+    assert len(failures) == 1 and "fenced" in failures[0]
+    assert_each_acknowledged_event_came_out_once(kafka_settings, acknowledged)

@@ -43,6 +43,7 @@ JSON = [("content-type", b"application/json")]
         (None, None, "empty_payload"),
         (b"\xff\xfe{", [("content-type", b"application/json")], "invalid_utf8"),
         (b'{"eventId": "a"', JSON, "invalid_json"),
+        (b'{"eventId": ' + b"[" * 5000 + b"]" * 5000 + b"}", JSON, "invalid_json"),
         (b'{"quantity": "many"}', JSON, "wrong_field_type"),
         (b'{"eventId": 5}', JSON, "wrong_field_type"),
         (b'{"eventTime": 1291191960}', JSON, "wrong_field_type"),
@@ -71,3 +72,20 @@ def test_a_field_number_the_contract_does_not_declare_is_kept_not_refused() -> N
 
     assert decoded.event_id == "536365-1"
     assert decoded.SerializeToString() == value
+
+
+def test_a_content_type_with_parameters_is_read_by_its_media_type() -> None:
+    value, _ = encode(purchase(), ContentType.JSON)
+    headers = [("Content-Type", b"application/json; charset=utf-8")]
+
+    assert decode(BehaviourEvent, value, headers) == purchase()
+
+
+def test_json_sent_without_its_header_is_refused_with_a_hint() -> None:
+    value, _ = encode(purchase(), ContentType.JSON)
+
+    with pytest.raises(DecodeError) as refused:
+        decode(BehaviourEvent, value, None)
+
+    assert refused.value.reason == "invalid_protobuf"
+    assert "content-type: application/json" in refused.value.detail

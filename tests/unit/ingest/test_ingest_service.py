@@ -14,6 +14,7 @@ from eventbus import ContentType, KafkaSettings, encode
 from eventbus.contracts import BehaviourEvent, UserProfile
 from ingest.errors import (
     ConfigurationError,
+    ConsumerFencedError,
     ProducerStuckError,
     TransactionFencedError,
 )
@@ -553,3 +554,11 @@ def test_a_stuck_producer_with_no_replacement_stops_the_service(
     with pytest.raises(ProducerStuckError, match="send_offsets_to_transaction"):
         ingest.run_batch()
     stuck.released.set()
+
+
+def test_a_fatal_consumer_error_stops_the_service() -> None:
+    fenced = Message(error=KafkaError(KafkaError._FATAL, "static consumer fenced"))
+    ingest, _ = started(FakeConsumer([[fenced]]), FakeProducer())
+
+    with pytest.raises(ConsumerFencedError, match="static consumer fenced"):
+        ingest.run_batch()

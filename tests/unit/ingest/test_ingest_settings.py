@@ -49,6 +49,13 @@ def test_settings_are_read_from_prefixed_variables() -> None:
         ("RECOPS_INGEST_EARLIEST_EVENT_TIME", "soon"),
         ("RECOPS_INGEST_MAX_EVENT_BYTES", "0"),
         ("RECOPS_INGEST_STUCK_CALL_MARGIN_SECONDS", "0"),
+        ("RECOPS_INGEST_BATCH_WAIT_SECONDS", "nan"),
+        ("RECOPS_INGEST_SHUTDOWN_GRACE_SECONDS", "inf"),
+        ("RECOPS_INGEST_MAX_EVENT_AGE_SECONDS", "-5"),
+        ("RECOPS_INGEST_MAX_FUTURE_SKEW_SECONDS", "-1000"),
+        ("RECOPS_INGEST_BATCH_MAX_EVENTS", "100000000"),
+        ("RECOPS_INGEST_LOG_LEVEL", "LOUD"),
+        ("RECOPS_INGEST_INSTANCE_ID", " "),
         ("RECOPS_INGEST_MAX_EVENT_BYTES", "1048588"),
     ],
 )

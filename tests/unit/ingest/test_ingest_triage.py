@@ -1,6 +1,7 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from confluent_kafka import Message
 
 from eventbus import ContentType, encode
@@ -282,3 +283,17 @@ def test_an_event_its_profile_already_holds_is_absorbed_not_forwarded(
     assert BehaviourEvent.FromString(outgoing.value).event_id == "536365-3"
     assert tally.duplicates == 1
     assert tally.accepted == {ItemKind.PRODUCT: 1}
+
+
+def test_a_record_that_breaks_the_checks_is_refused_as_unreadable_not_raised(
+    make_event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("a gap in the checks")
+
+    monkeypatch.setattr("ingest.triage.check_event", broken)
+
+    letter = dead_letter_of(encoded(make_event(), ContentType.PROTOBUF))
+
+    assert letter.reason == "unreadable"
+    assert letter.detail == "ValueError: a gap in the checks"

@@ -196,3 +196,33 @@ def test_a_far_future_time_that_no_unit_explains_is_in_the_future(
     event.event_time.FromDatetime(datetime(2400, 1, 1))
 
     assert reason_of(event, LIVE) == "event_time_in_future"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(10**17, 0), (-(10**12), 0), (1_291_191_960, -5), (1_291_191_960, 2 * 10**9)],
+)
+def test_a_time_no_timestamp_can_hold_is_refused_as_invalid(
+    make_event: EventFactory, seconds: int, nanos: int
+) -> None:
+    event = make_event()
+    event.event_time.seconds, event.event_time.nanos = seconds, nanos
+
+    assert reason_of(event) == "invalid_event_time"
+
+
+def test_nanoseconds_given_as_seconds_are_the_wrong_unit_though_out_of_range(
+    make_event: EventFactory,
+) -> None:
+    event = make_event()
+    event.event_time.seconds = int(NOW.timestamp()) * 10**9
+
+    assert reason_of(event, LIVE) == "event_time_wrong_unit"
+
+
+def test_an_event_without_a_type_says_the_type_is_missing(
+    make_event: EventFactory,
+) -> None:
+    refusal = check(make_event(type=BehaviourType.BEHAVIOUR_TYPE_UNSPECIFIED))
+
+    assert refusal == Refusal("unknown_type", "type is not set")
