@@ -124,22 +124,24 @@ def _reader_process(reader: str, kafka: KafkaSettings, events: int) -> dict[str,
     return figures
 
 
+def _raw_topic_reader(kafka: KafkaSettings, group: str) -> tuple[Consumer, list[float]]:
+    """A consumer of the raw topic, and the list its assignment time goes to."""
+    consumer = Consumer(kafka.consumer_config(kafka.topic_prefix + group))
+    assigned: list[float] = []
+    consumer.subscribe(
+        [kafka.topic(Topic.BEHAVIOUR_EVENTS)],
+        on_assign=lambda *_: assigned.append(time.perf_counter()),
+    )
+    return consumer, assigned
+
+
 def read_bare(kafka: KafkaSettings, events: int) -> float:
     """Seconds a plain consumer takes to read and decode ``events`` records.
 
     Timed from the group's assignment, as ingest is, so that joining the
     group counts for neither.
     """
-    consumer = Consumer(
-        kafka.consumer_config(
-            f"{kafka.topic_prefix}bench-bare", **{"auto.offset.reset": "earliest"}
-        )
-    )
-    assigned: list[float] = []
-    consumer.subscribe(
-        [kafka.topic(Topic.BEHAVIOUR_EVENTS)],
-        on_assign=lambda *_: assigned.append(time.perf_counter()),
-    )
+    consumer, assigned = _raw_topic_reader(kafka, "bench-bare")
     decoded = 0
     deadline = time.monotonic() + READ_TIMEOUT_SECONDS
     try:
@@ -156,7 +158,6 @@ def read_bare(kafka: KafkaSettings, events: int) -> float:
 
 def read_passthrough(kafka: KafkaSettings, events: int) -> float:
     """Seconds to copy ``events`` records to another topic, a transaction a batch."""
-    consumer = Consumer(kafka.consumer_config(f"{kafka.topic_prefix}bench-passthrough"))
     producer = Producer(
         kafka.producer_config(
             **{
@@ -168,11 +169,7 @@ def read_passthrough(kafka: KafkaSettings, events: int) -> float:
         )
     )
     producer.init_transactions(30)
-    assigned: list[float] = []
-    consumer.subscribe(
-        [kafka.topic(Topic.BEHAVIOUR_EVENTS)],
-        on_assign=lambda *_: assigned.append(time.perf_counter()),
-    )
+    consumer, assigned = _raw_topic_reader(kafka, "bench-passthrough")
     copied = 0
     deadline = time.monotonic() + READ_TIMEOUT_SECONDS
     try:
