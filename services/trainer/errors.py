@@ -4,6 +4,7 @@
 
     TrainerError                  root; ``retriable`` says whether to try again
     ├── SnapshotError             the snapshot is missing or unusable (not retriable)
+    │   └── CorpusError           product texts or search judgments are unusable
     ├── TrainingError             training could not produce a usable model
     ├── ArtifactError             a model version could not be written or read
     │   └── ArtifactIntegrityError  the bytes on disk are not what the manifest says
@@ -26,6 +27,10 @@ class TrainerError(Exception):
 
 class SnapshotError(TrainerError):
     """The snapshot cannot be found or does not hold what training needs."""
+
+
+class CorpusError(SnapshotError):
+    """Product texts or relevance judgments for search are missing or unusable."""
 
 
 class TrainingError(TrainerError):

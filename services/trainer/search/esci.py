@@ -1,0 +1,166 @@
+"""The ESCI benchmark: BM25, dense and hybrid rankers on the same queries.
+
+Steps: read the products and judgments; build BM25 and embed every product
+(cached); split the queries into train and test; fit the hybrid's dense
+weight on the train queries; score every ranker on the test queries, and
+the unfitted ones on all queries too. The goals of the search ranker are
+judged on the test queries: retrieval nDCG@10 at least 10% above BM25's,
+re-ranking nDCG at least 0.85.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+
+from trainer.search.corpus import (
+    ProductCorpus,
+    load_esci_judgments,
+    load_esci_products,
+)
+from trainer.search.encoder import Embeddings, TextEncoder, cached_embeddings
+from trainer.search.rankers import (
+    Bm25Ranker,
+    DenseRanker,
+    HybridRanker,
+    PrecomputedRanker,
+    Ranker,
+)
+from trainer.search.relevance import (
+    Evaluation,
+    SearchQuality,
+    fit_hybrid_weight,
+    split_queries,
+)
+from trainer.search.settings import SearchSettings
+
+logger = logging.getLogger(__name__)
+
+RETRIEVAL_GAIN_GOAL = 0.10
+RERANK_NDCG_GOAL = 0.85
+
+
+@dataclasses.dataclass(frozen=True)
+class EsciReport:
+    """What one ESCI benchmark run measured."""
+
+    corpus: ProductCorpus
+    embeddings: Embeddings
+    encoder: str
+    train_queries: list[str]
+    test_queries: list[str]
+    dense_weight: float
+    test: dict[str, SearchQuality]
+    all_queries: dict[str, SearchQuality]
+    seconds: dict[str, float]
+
+    @property
+    def retrieval_gain(self) -> float:
+        """The hybrid's test nDCG@k over BM25's, less one."""
+        return self.test["hybrid"].ndcg / self.test["bm25"].ndcg - 1.0
+
+    @property
+    def best_rerank_ndcg(self) -> float:
+        """The best re-ranking nDCG any ranker reached on the test queries."""
+        return max(quality.rerank_ndcg for quality in self.test.values())
+
+    def goals(self) -> dict[str, bool]:
+        """Whether each of the search ranker's goals is met."""
+        return {
+            "retrieval_10pct_above_bm25": self.retrieval_gain >= RETRIEVAL_GAIN_GOAL,
+            "rerank_ndcg_0.85": self.best_rerank_ndcg >= RERANK_NDCG_GOAL,
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """The test figures, keyed like ``hybrid/ndcg@10``."""
+        metrics: dict[str, float] = {}
+        for name, quality in self.test.items():
+            metrics.update(quality.as_metrics(f"{name}/"))
+        return metrics
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "encoder": self.encoder,
+            "products": len(self.corpus),
+            "train_queries": len(self.train_queries),
+            "test_queries": len(self.test_queries),
+            "dense_weight": self.dense_weight,
+            "test": {n: dataclasses.asdict(q) for n, q in self.test.items()},
+            "all_queries": {
+                n: dataclasses.asdict(q) for n, q in self.all_queries.items()
+            },
+            "retrieval_gain_over_bm25": self.retrieval_gain,
+            "goals": self.goals(),
+            "seconds": self.seconds,
+        }
+
+
+def run_esci_benchmark(
+    settings: SearchSettings, encoder: TextEncoder | None = None
+) -> EsciReport:
+    """Fit on the train queries, then measure every ranker."""
+    config = settings.config
+    seconds: dict[str, float] = {}
+    corpus = load_esci_products(settings.esci_dir)
+    judgments = load_esci_judgments(settings.esci_dir)
+    evaluation = Evaluation(corpus, judgments)
+    train, test = split_queries(
+        judgments.queries, test_share=config.test_share, seed=config.seed
+    )
+
+    started = time.monotonic()
+    bm25 = PrecomputedRanker.of(Bm25Ranker(corpus.texts), judgments.queries)
+    seconds["bm25"] = time.monotonic() - started
+    if encoder is None:
+        encoder = TextEncoder(
+            max_tokens=config.max_tokens, batch_size=config.batch_size
+        )
+    started = time.monotonic()
+    embeddings = cached_embeddings(encoder, corpus.texts, settings.embeddings_cache_dir)
+    seconds["encode_products"] = time.monotonic() - started
+    started = time.monotonic()
+    dense = PrecomputedRanker.of(DenseRanker(encoder, embeddings), judgments.queries)
+    seconds["encode_queries"] = time.monotonic() - started
+
+    weight = config.dense_weight
+    if weight is None:
+        weight = fit_hybrid_weight(
+            evaluation,
+            dense.score_queries(train),
+            bm25.score_queries(train),
+            train,
+            cutoff=config.cutoff,
+        )
+    logger.info("hybrid dense weight %.2f", weight, extra={"dense_weight": weight})
+    rankers: dict[str, Ranker] = {
+        "bm25": bm25,
+        "dense": dense,
+        "hybrid": HybridRanker(dense, bm25, weight=weight),
+    }
+    return EsciReport(
+        corpus=corpus,
+        embeddings=embeddings,
+        encoder=encoder.name,
+        train_queries=train,
+        test_queries=test,
+        dense_weight=weight,
+        test=_qualities(evaluation, rankers, test, config.cutoff),
+        all_queries=_qualities(
+            evaluation, {"bm25": bm25, "dense": dense}, judgments.queries, config.cutoff
+        ),
+        seconds=seconds,
+    )
+
+
+def _qualities(
+    evaluation: Evaluation,
+    rankers: Mapping[str, Ranker],
+    queries: list[str],
+    cutoff: int,
+) -> dict[str, SearchQuality]:
+    return {
+        name: evaluation.quality(ranker, queries, cutoff)
+        for name, ranker in rankers.items()
+    }

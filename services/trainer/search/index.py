@@ -1,0 +1,287 @@
+"""Search index versions in the registry: how they are written, and read back.
+
+Layout, one directory per version, renamed into place whole by
+:func:`trainer.artifact.staged_version`::
+
+    <state>/registry/product-search/<version>/
+        products.json   {"format": 1, "product_ids": [N], "texts": [N]}
+        embeddings.npy  float32 [N, dimensions], each row of length 1
+        manifest.json   digests, sizes, metrics, config, encoder
+
+``manifest.json``: ``{"format": 1, "model_name": "product-search",
+"version", "created_at" (ISO 8601, UTC), "source" (snapshot id, or
+``esci``), "files": {name: {"sha256", "size_bytes"}}, "item_count" (N),
+"encoder", "dimensions", "dense_weight", "metrics", "config"}``.
+
+BM25 is rebuilt from the texts on load; queries are embedded by the same
+encoder, so a loaded :class:`SearchIndex` answers
+``search(query, k) -> [(product_id, score), ...]``, best first, scored by
+the hybrid of :mod:`trainer.search.rankers` with the stored dense weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from trainer.artifact import (
+    MANIFEST_FILE,
+    file_digest,
+    list_versions,
+    new_version,
+    staged_version,
+)
+from trainer.errors import ArtifactError, ArtifactIntegrityError
+from trainer.search.corpus import ProductCorpus
+from trainer.search.encoder import Embeddings, TextEncoder, cached_embeddings
+from trainer.search.rankers import Bm25Ranker, DenseRanker, HybridRanker
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+SEARCH_MODEL_NAME = "product-search"
+PRODUCTS_FILE = "products.json"
+EMBEDDINGS_FILE = "embeddings.npy"
+_UNIT_TOLERANCE = 1e-3
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SearchManifest:
+    """The registry's record of one search index version."""
+
+    model_name: str
+    version: str
+    created_at: str
+    source: str
+    files: dict[str, dict[str, str | int]]
+    item_count: int
+    encoder: str
+    dimensions: int
+    dense_weight: float
+    metrics: dict[str, float]
+    config: dict[str, int | float | str]
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, **dataclasses.asdict(self)}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> SearchManifest:
+        try:
+            fields = json.loads(text)
+            if fields.pop("format") != FORMAT:
+                raise ArtifactError(f"unknown {MANIFEST_FILE} format")
+            return cls(**fields)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ArtifactError(f"unreadable {MANIFEST_FILE}: {exc}") from exc
+
+
+class SearchIndex:
+    """A catalogue's products, ready to answer text queries."""
+
+    def __init__(
+        self,
+        corpus: ProductCorpus,
+        embeddings: Embeddings,
+        encoder: TextEncoder,
+        *,
+        dense_weight: float,
+        manifest: SearchManifest | None = None,
+    ) -> None:
+        self.corpus = corpus
+        self.manifest = manifest
+        self.ranker = HybridRanker(
+            DenseRanker(encoder, embeddings),
+            Bm25Ranker(corpus.texts),
+            weight=dense_weight,
+        )
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The ``k`` best products for ``query`` and their scores, best first."""
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if not query.strip() or not len(self.corpus):
+            return []
+        scores = self.ranker.score_queries([query])[0]
+        count = min(k, len(self.corpus))
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.corpus.product_ids[n], float(scores[n])) for n in top]
+
+
+def write_search_index(
+    registry_dir: Path,
+    corpus: ProductCorpus,
+    embeddings: Embeddings,
+    *,
+    source: str,
+    encoder: str,
+    dense_weight: float,
+    metrics: Mapping[str, float],
+    config: Mapping[str, int | float | str],
+    created_at: datetime | None = None,
+    version: str | None = None,
+) -> Path:
+    """Store the index as a new ``product-search`` version, all or nothing."""
+    created_at = datetime.now(UTC) if created_at is None else created_at
+    version = new_version(created_at) if version is None else version
+    _check_embeddings(embeddings, len(corpus), embeddings.shape[-1])
+    try:
+        with staged_version(registry_dir, SEARCH_MODEL_NAME, version) as staging:
+            products = {"format": FORMAT, **dataclasses.asdict(corpus)}
+            (staging / PRODUCTS_FILE).write_text(json.dumps(products))
+            with open(staging / EMBEDDINGS_FILE, "wb") as file:
+                np.save(file, embeddings.astype(np.float32), allow_pickle=False)
+            manifest = SearchManifest(
+                model_name=SEARCH_MODEL_NAME,
+                version=version,
+                created_at=created_at.astimezone(UTC).isoformat(),
+                source=source,
+                files=_describe_files(staging, (PRODUCTS_FILE, EMBEDDINGS_FILE)),
+                item_count=len(corpus),
+                encoder=encoder,
+                dimensions=int(embeddings.shape[1]),
+                dense_weight=dense_weight,
+                metrics=dict(metrics),
+                config=dict(config),
+            )
+            (staging / MANIFEST_FILE).write_text(manifest.to_json())
+    except OSError as exc:
+        raise ArtifactError(f"cannot write search index: {exc}") from exc
+
+    directory = registry_dir / SEARCH_MODEL_NAME / version
+    logger.info(
+        "stored search index %s",
+        version,
+        extra={"model_version": version, "items": len(corpus), "source": source},
+    )
+    return directory
+
+
+def index_corpus(
+    registry_dir: Path,
+    corpus: ProductCorpus,
+    encoder: TextEncoder,
+    *,
+    source: str,
+    dense_weight: float,
+    metrics: Mapping[str, float],
+    config: Mapping[str, int | float | str],
+    cache_dir: Path | None = None,
+) -> Path:
+    """Embed a corpus of (product id, text) and store it as a new version."""
+    if not corpus:
+        raise ArtifactError("an index needs at least one product")
+    embeddings = cached_embeddings(encoder, corpus.texts, cache_dir)
+    return write_search_index(
+        registry_dir,
+        corpus,
+        embeddings,
+        source=source,
+        encoder=encoder.name,
+        dense_weight=dense_weight,
+        metrics=metrics,
+        config=config,
+    )
+
+
+def latest_search_index(registry_dir: Path) -> Path:
+    """The newest complete ``product-search`` version directory."""
+    versions = list_versions(registry_dir, SEARCH_MODEL_NAME)
+    if not versions:
+        raise ArtifactError(f"no {SEARCH_MODEL_NAME} version in {registry_dir}")
+    return versions[-1]
+
+
+def load_search_index(
+    directory: Path, encoder: TextEncoder | None = None
+) -> SearchIndex:
+    """Load a version directory, checking every file against its manifest.
+
+    ``encoder`` defaults to the packaged MiniLM. Raises
+    :class:`ArtifactIntegrityError` when a file's digest, size or shape is
+    not what the manifest says, or the encoder is not the one it names.
+    """
+    try:
+        manifest = SearchManifest.from_json((directory / MANIFEST_FILE).read_text())
+    except OSError as exc:
+        raise ArtifactError(f"no readable manifest in {directory}") from exc
+    _verify_files(directory, manifest)
+    corpus = _read_products(directory / PRODUCTS_FILE)
+    embeddings = _read_embeddings(directory / EMBEDDINGS_FILE)
+    if len(corpus) != manifest.item_count:
+        raise ArtifactIntegrityError("the product count disagrees with the manifest")
+    _check_embeddings(embeddings, manifest.item_count, manifest.dimensions)
+
+    encoder = TextEncoder() if encoder is None else encoder
+    if encoder.name != manifest.encoder or encoder.dimensions != manifest.dimensions:
+        raise ArtifactIntegrityError(
+            f"the index was built by {manifest.encoder}, not {encoder.name}"
+        )
+    return SearchIndex(
+        corpus,
+        embeddings,
+        encoder,
+        dense_weight=manifest.dense_weight,
+        manifest=manifest,
+    )
+
+
+def _describe_files(
+    directory: Path, names: tuple[str, ...]
+) -> dict[str, dict[str, str | int]]:
+    described: dict[str, dict[str, str | int]] = {}
+    for name in names:
+        sha256, size_bytes = file_digest(directory / name)
+        described[name] = {"sha256": sha256, "size_bytes": size_bytes}
+    return described
+
+
+def _verify_files(directory: Path, manifest: SearchManifest) -> None:
+    if set(manifest.files) != {PRODUCTS_FILE, EMBEDDINGS_FILE}:
+        raise ArtifactIntegrityError(f"the manifest lists {sorted(manifest.files)}")
+    for name, expected in manifest.files.items():
+        path = directory / name
+        try:
+            sha256, size_bytes = file_digest(path)
+        except OSError as exc:
+            raise ArtifactIntegrityError(f"cannot read {path}") from exc
+        if sha256 != expected.get("sha256"):
+            raise ArtifactIntegrityError(f"{path} has sha256 {sha256}")
+        if size_bytes != expected.get("size_bytes"):
+            raise ArtifactIntegrityError(f"{path} has {size_bytes} bytes")
+
+
+def _read_products(path: Path) -> ProductCorpus:
+    try:
+        fields = json.loads(path.read_text())
+        if fields.pop("format") != FORMAT:
+            raise ArtifactIntegrityError(f"unknown {PRODUCTS_FILE} format")
+        return ProductCorpus(list(fields["product_ids"]), list(fields["texts"]))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ArtifactIntegrityError(f"unreadable {path}: {exc}") from exc
+
+
+def _read_embeddings(path: Path) -> Embeddings:
+    try:
+        embeddings: Embeddings = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ArtifactIntegrityError(f"unreadable {path}: {exc}") from exc
+    return embeddings
+
+
+def _check_embeddings(embeddings: Embeddings, rows: int, dimensions: int) -> None:
+    """Float32 ``[rows, dimensions]``, every row finite and of length 1."""
+    if embeddings.dtype != np.float32 or embeddings.shape != (rows, dimensions):
+        raise ArtifactIntegrityError(
+            f"embeddings are {embeddings.dtype} {embeddings.shape}, "
+            f"not float32 ({rows}, {dimensions})"
+        )
+    norms = np.linalg.norm(embeddings, axis=1)
+    if not np.all(np.isfinite(norms)) or np.any(np.abs(norms - 1.0) > _UNIT_TOLERANCE):
+        raise ArtifactIntegrityError("embeddings are not all finite unit vectors")
