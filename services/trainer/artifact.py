@@ -2,14 +2,17 @@
 
 Layout, one directory per version, never changed once in place::
 
-    <state>/registry/<model_name>/<version>/
+    <registry>/<model_name>/<version>/
         model.pt        TorchScript module with a ``recops.json`` extra file
-        manifest.json   digest, size, metrics, snapshot id and config
+        triton/         a Triton model repository, see :mod:`trainer.triton_export`
+        manifest.json   every file's digest and size, metrics, snapshot id, config
 
 ``version`` reads ``20261203T190102Z-1a2b3c4d``: creation time in UTC, then
 eight random hex digits. A version is written into a hidden staging
-directory (``.staging-...``) and renamed into place only once both files are
+directory (``.staging-...``) and renamed into place only once every file is
 complete and synced, so a directory named like a version is always whole.
+Remote stores (:mod:`trainer.storage`) keep the same promise by writing the
+manifest last.
 
 ``model.pt``, saved with ``torch.jit.save(module, path, _extra_files=...)``:
 
@@ -22,11 +25,14 @@ complete and synced, so a directory named like a version is always whole.
   "item_ids": [V stock codes, index 0 is ""], "item_descriptions": [V],
   "popular_items": [item indices, most purchased in training first, <= 500]}``.
 
-``manifest.json``: ``{"format": 1, "model_name", "version", "created_at"
-(ISO 8601, UTC), "snapshot_id", "model_file": "model.pt", "sha256" and
-"size_bytes" of model.pt, "item_count" (V), "max_len", "metrics" (name to
-number, as in ModelReady), "config" (the training hyperparameters),
-"training" (seconds, epochs, best_epoch, stop_reason)}``.
+``manifest.json``, format 2: ``{"format": 2, "model_name", "version",
+"created_at" (ISO 8601, UTC), "snapshot_id", "model_file": "model.pt",
+"sha256" and "size_bytes" of model.pt, "files" (every file of the version
+but the manifest, by path relative to the version directory, to
+``{"sha256", "size_bytes"}``), "item_count" (V), "max_len", "metrics" (name
+to number, as in ModelReady), "config" (the training hyperparameters),
+"training" (seconds, epochs, best_epoch, stop_reason)}``. Format 1 lacked
+``files``; such manifests still load, as listing ``model.pt`` alone.
 """
 
 from __future__ import annotations
@@ -48,10 +54,13 @@ import torch
 
 from trainer.errors import ArtifactError, ArtifactIntegrityError
 from trainer.torchscript import deprecation_silenced
+from trainer.triton_export import write_triton_repository
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
+MANIFEST_FORMAT = 2
+READABLE_MANIFEST_FORMATS = (1, 2)
 MODEL_NAME = "sequential-recommender"
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
@@ -87,6 +96,14 @@ class ModelMetadata:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FileRecord:
+    """What one file of a version must hash to, and how long it is."""
+
+    sha256: str
+    size_bytes: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelManifest:
     """The registry's record of one model version."""
 
@@ -102,27 +119,51 @@ class ModelManifest:
     config: dict[str, int | float]
     training: dict[str, int | float | str]
     model_file: str = MODEL_FILE
+    files: dict[str, FileRecord] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.files:
+            record = FileRecord(sha256=self.sha256, size_bytes=self.size_bytes)
+            self.files[self.model_file] = record
+        if any(not _is_plain_relative(name) for name in self.files):
+            raise ArtifactError(f"{MANIFEST_FILE} names a file outside the version")
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **dataclasses.asdict(self)}, indent=2)
+        fields = {"format": MANIFEST_FORMAT, **dataclasses.asdict(self)}
+        return json.dumps(fields, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> ModelManifest:
+    def from_json(cls, text: str | bytes) -> ModelManifest:
+        """Read a manifest of any readable format; format 1 lists model.pt only."""
         try:
             fields = json.loads(text)
-            if fields.pop("format") != FORMAT:
+            if fields.pop("format") not in READABLE_MANIFEST_FORMATS:
                 raise ArtifactError(f"unknown {MANIFEST_FILE} format")
-            return cls(**fields)
+            files = {
+                name: FileRecord(**record)
+                for name, record in fields.pop("files", {}).items()
+            }
+            return cls(**fields, files=files)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ArtifactError(f"unreadable {MANIFEST_FILE}: {exc}") from exc
 
 
+def _is_plain_relative(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and ".." not in parts
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredModel:
-    """A model version in place in the registry."""
+    """A model version in place in the registry.
+
+    ``directory`` is a local copy; ``artifact_uri`` names ``model.pt`` in a
+    remote store when the registry is not on this machine.
+    """
 
     directory: Path
     manifest: ModelManifest
+    artifact_uri: str | None = None
 
     @property
     def model_path(self) -> Path:
@@ -130,7 +171,9 @@ class StoredModel:
 
     @property
     def uri(self) -> str:
-        """``file://`` URI of ``model.pt``, as ModelReady carries it."""
+        """URI of ``model.pt``, as ModelReady carries it: remote, else file://."""
+        if self.artifact_uri is not None:
+            return self.artifact_uri
         return self.model_path.resolve().as_uri()
 
 
@@ -152,28 +195,48 @@ def file_digest(path: Path) -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def staged_version(registry_dir: Path, model_name: str, version: str) -> Iterator[Path]:
+def staged_version(
+    registry_dir: Path, model_name: str, version: str, *, replace: bool = False
+) -> Iterator[Path]:
     """A staging directory that becomes ``<model_name>/<version>`` on success.
 
     Whatever the block writes is synced and renamed into place in one step
     when it ends normally; if it raises, the staging directory is removed and
-    no version directory appears.
+    no version directory appears. An existing version is refused unless
+    ``replace``: then it is renamed aside just before the new one moves in,
+    and removed after.
     """
     parent = registry_dir / model_name
     final = parent / version
-    if final.exists():
+    if final.exists() and not replace:
         raise ArtifactError(f"model version {version} already exists")
     parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex[:8]
+    staging = parent / f"{STAGING_PREFIX}{version}-{token}"
     staging.mkdir()
+    aside = parent / f"{STAGING_PREFIX}{version}-{token}-replaced"
     try:
         yield staging
-        _sync_directory_files(staging)
+        _sync_tree(staging)
+        if final.exists():
+            os.rename(final, aside)
         os.rename(staging, final)
-        _sync(parent)
+        sync_directory(parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def version_files(directory: Path) -> dict[str, FileRecord]:
+    """Digest and size of every file under a version directory but the manifest."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != MANIFEST_FILE:
+            sha256, size_bytes = file_digest(path)
+            files[name] = FileRecord(sha256=sha256, size_bytes=size_bytes)
+    return files
 
 
 def write_model_version(
@@ -199,7 +262,15 @@ def write_model_version(
                     str(model_path),
                     _extra_files={METADATA_FILE: metadata.to_json()},
                 )
-            sha256, size_bytes = file_digest(model_path)
+            write_triton_repository(
+                staging,
+                module,
+                model_name=metadata.model_name,
+                max_len=metadata.max_len,
+                item_count=len(metadata.item_ids),
+            )
+            files = version_files(staging)
+            sha256, size_bytes = files[MODEL_FILE].sha256, files[MODEL_FILE].size_bytes
             manifest = ModelManifest(
                 model_name=metadata.model_name,
                 version=metadata.version,
@@ -212,6 +283,7 @@ def write_model_version(
                 metrics=dict(metrics),
                 config=dict(config),
                 training=dict(training),
+                files=files,
             )
             (staging / MANIFEST_FILE).write_text(manifest.to_json())
     except OSError as exc:
@@ -274,6 +346,9 @@ def load_model_version(
         raise ArtifactError(f"no readable manifest in {directory}") from exc
     model_path = directory / manifest.model_file
     _verify_digest(model_path, manifest, expected_sha256, expected_size_bytes)
+    problems = version_problems(directory, manifest)
+    if problems:
+        raise ArtifactIntegrityError(f"{directory}: {'; '.join(problems)}")
 
     extra_files = {METADATA_FILE: ""}
     try:
@@ -306,6 +381,20 @@ def load_model_uri(
         expected_sha256=expected_sha256,
         expected_size_bytes=expected_size_bytes,
     )
+
+
+def version_problems(directory: Path, manifest: ModelManifest) -> list[str]:
+    """What is missing or changed among the files the manifest lists."""
+    problems = []
+    for name, record in manifest.files.items():
+        try:
+            sha256, size_bytes = file_digest(directory / name)
+        except OSError as exc:
+            problems.append(f"{name} unreadable: {exc.strerror}")
+            continue
+        if (sha256, size_bytes) != (record.sha256, record.size_bytes):
+            problems.append(f"{name} has sha256 {sha256} and {size_bytes} bytes")
+    return problems
 
 
 def _verify_digest(
@@ -349,14 +438,18 @@ def _smoke_check(loaded: LoadedModel) -> None:
         raise ArtifactIntegrityError("padding scores as high as a product")
 
 
-def _sync_directory_files(directory: Path) -> None:
+def _sync_tree(directory: Path) -> None:
     for path in directory.iterdir():
+        if path.is_dir():
+            _sync_tree(path)
+            continue
         with open(path, "rb") as file:
             os.fsync(file.fileno())
-    _sync(directory)
+    sync_directory(directory)
 
 
-def _sync(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
+    """Make a directory's entries (renames, new files) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

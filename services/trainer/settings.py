@@ -3,7 +3,8 @@
 Every field of :class:`TrainingConfig` can be set as
 ``RECOPS_TRAINER_<FIELD>`` (``RECOPS_TRAINER_MAX_LEN=50``) and again on the
 command line (``--max-len 50``), the command line winning. The state directory
-is the one all services share, ``RECOPS_STATE_DIR``.
+is the one all services share, ``RECOPS_STATE_DIR``; the registry's location
+is ``RECOPS_REGISTRY_URI``, by default ``file://$RECOPS_STATE_DIR/registry``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 ENV_PREFIX = "RECOPS_TRAINER_"
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +86,11 @@ class TrainerSettings:
     """Where the trainer reads and writes, and how it runs.
 
     ``metrics_port`` 0 picks a free port; a negative port serves no metrics.
+    ``registry_uri`` (``RECOPS_REGISTRY_URI``) is ``file://<dir>`` or
+    ``s3://bucket/prefix``, the latter on ``s3_endpoint_url``
+    (``RECOPS_S3_ENDPOINT_URL``) when not on AWS. The quality gate compares
+    ``gate_metric`` and refuses a candidate below the serving model's value
+    by more than ``gate_tolerance``, a fraction of that value.
     """
 
     state_dir: Path
@@ -91,7 +98,23 @@ class TrainerSettings:
     torch_threads: int = 2
     publish_timeout_seconds: float = 30.0
     log_level: str = "INFO"
+    registry_uri: str = ""
+    s3_endpoint_url: str | None = None
+    gate_metric: str = "ndcg@10"
+    gate_tolerance: float = 0.02
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        if not self.registry_uri:
+            default_uri = (self.state_dir / "registry").absolute().as_uri()
+            object.__setattr__(self, "registry_uri", default_uri)
+        scheme = urlparse(self.registry_uri).scheme
+        if scheme not in ("file", "s3"):
+            raise ValueError(f"registry URI must be file:// or s3://, got {scheme!r}")
+        if not 0.0 <= self.gate_tolerance < 1.0:
+            raise ValueError("gate_tolerance must be a fraction in [0, 1)")
+        if not self.gate_metric:
+            raise ValueError("gate_metric must name a metric")
 
     @property
     def snapshots_dir(self) -> Path:
@@ -99,7 +122,15 @@ class TrainerSettings:
 
     @property
     def registry_dir(self) -> Path:
-        return self.state_dir / "registry"
+        """Where versions are written and fetched to on this machine.
+
+        The registry itself when it is local; else a local copy, uploaded
+        from and loaded from.
+        """
+        parsed = urlparse(self.registry_uri)
+        if parsed.scheme == "file":
+            return Path(unquote(parsed.path))
+        return self.state_dir / "registry-cache"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TrainerSettings:
@@ -112,5 +143,9 @@ class TrainerSettings:
                 env.get(ENV_PREFIX + "PUBLISH_TIMEOUT_SECONDS", "30")
             ),
             log_level=env.get(ENV_PREFIX + "LOG_LEVEL", "INFO"),
+            registry_uri=env.get("RECOPS_REGISTRY_URI", ""),
+            s3_endpoint_url=env.get("RECOPS_S3_ENDPOINT_URL") or None,
+            gate_metric=env.get(ENV_PREFIX + "GATE_METRIC", "ndcg@10"),
+            gate_tolerance=float(env.get(ENV_PREFIX + "GATE_TOLERANCE", "0.02")),
             training=TrainingConfig.from_env(env),
         )
