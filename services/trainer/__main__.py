@@ -4,6 +4,9 @@ Prints the test-quality table for people, then one JSON line with the run's
 summary (model version, artifact URI, digest, metrics) as the last line of
 stdout. Logs go to stderr as JSON. Exit status: 0 done, 1 failed, 75 failed
 in a way worth retrying (the cluster did not acknowledge ModelReady).
+
+``python -m trainer registry list|verify|backup --to X|restore --from X``
+looks after the stored versions; see :mod:`trainer.registry_cli`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from trainer.evaluation import quality_table
 from trainer.metrics import TrainerMetrics
 from trainer.pipeline import TrainingReport, run_training
 from trainer.publish import KafkaModelReadyPublisher
+from trainer.registry_cli import add_registry_commands, run_registry_command
 from trainer.settings import TrainerSettings, config_field_types, parse_field
 from trainer.snapshot import resolve_snapshot
 
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         hyperparameters.add_argument(
             "--" + name.replace("_", "-"), dest=name, type=kind, default=None
         )
+    add_registry_commands(commands)
     return parser
 
 
@@ -100,11 +105,15 @@ def print_report(report: TrainingReport) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = settings_with_overrides(TrainerSettings.from_env(), args)
+        settings = TrainerSettings.from_env()
+        if args.command != "registry":
+            settings = settings_with_overrides(settings, args)
     except ValueError as exc:
         print(f"python -m trainer: {exc}", file=sys.stderr)
         return 2
     configure_logging("trainer", settings.log_level)
+    if args.command == "registry":
+        return run_registry_command(args, settings)
     torch.set_num_threads(settings.torch_threads)
 
     registry = CollectorRegistry()
