@@ -5,6 +5,11 @@ extra file (format 1, see ``notes/interfaces.md``). Nothing reaches the model
 holder unless its bytes match the size and sha256 that ModelReady announced,
 its metadata is whole and consistent, and it scores a probe batch with the
 right shape and finite values.
+
+``file://`` artifacts are read in place. ``s3://bucket/key`` artifacts are
+downloaded into a local cache as ``<sha256>.pt``, renamed in only once their
+digest matches, and reused while it does; boto3 finds credentials and an
+S3-compatible endpoint (``AWS_ENDPOINT_URL_S3``) the standard way.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import hashlib
 import io
 import json
 import logging
+import os
+import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
+import boto3
 import torch
+from botocore.exceptions import BotoCoreError, ClientError
 
 from eventbus.contracts import ModelReady
 from inference.errors import ArtifactRejectedError, RejectionReason
@@ -32,6 +43,7 @@ logger = logging.getLogger(__name__)
 ARTIFACT_FORMAT = 1
 METADATA_FILE = "recops.json"
 MAX_POPULAR_ITEMS = 500
+DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "recops-artifact-cache"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -111,16 +123,67 @@ def artifact_path(uri: str) -> Path:
     return path
 
 
-def read_verified(ready: ModelReady) -> bytes:
+def fetch_s3_artifact(
+    ready: ModelReady, cache_dir: Path = DEFAULT_CACHE_DIR, s3_client: Any = None
+) -> Path:
+    """A local copy of an ``s3://`` artifact whose digest matches the announcement.
+
+    A download that does not match is deleted and refused; the cache never
+    holds a file under a digest it does not have.
+    """
+    parsed = urlparse(ready.artifact_uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ArtifactRejectedError(
+            RejectionReason.UNSUPPORTED_URI, f"{ready.artifact_uri!r} is not s3://"
+        )
+    cached = cache_dir / f"{ready.sha256.lower()}.pt"
+    if cached.is_file() and _digest_of(cached) == (
+        ready.sha256.lower(),
+        ready.size_bytes,
+    ):
+        return cached
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = cache_dir / f".{cached.name}-{uuid.uuid4().hex[:8]}.partial"
+    try:
+        client = s3_client if s3_client is not None else boto3.client("s3")
+        client.download_file(parsed.netloc, unquote(parsed.path[1:]), str(partial))
+        _check_digest(partial, ready)
+        os.replace(partial, cached)
+    except (ClientError, BotoCoreError) as exc:
+        raise ArtifactRejectedError(
+            RejectionReason.MISSING, f"{ready.artifact_uri}: {exc}", retriable=True
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return cached
+
+
+def _digest_of(path: Path) -> tuple[str, int]:
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def read_verified(ready: ModelReady, *, cache_dir: Path = DEFAULT_CACHE_DIR) -> bytes:
     """The artifact's bytes, once their size and sha256 match the announcement."""
-    path = artifact_path(ready.artifact_uri)
+    if urlparse(ready.artifact_uri).scheme == "s3":
+        path = fetch_s3_artifact(ready, cache_dir)
+    else:
+        path = artifact_path(ready.artifact_uri)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ArtifactRejectedError(
             RejectionReason.MISSING, f"{path}: {exc.strerror}"
         ) from None
+    _check_bytes(data, path, ready)
+    return data
 
+
+def _check_digest(path: Path, ready: ModelReady) -> None:
+    _check_bytes(path.read_bytes(), path, ready)
+
+
+def _check_bytes(data: bytes, path: Path, ready: ModelReady) -> None:
     if len(data) != ready.size_bytes:
         detail = f"{path} holds {len(data)} bytes, {ready.size_bytes} announced"
         raise ArtifactRejectedError(RejectionReason.SIZE_MISMATCH, detail)
@@ -128,12 +191,13 @@ def read_verified(ready: ModelReady) -> bytes:
     if digest != ready.sha256.lower():
         detail = f"{path} has sha256 {digest}, {ready.sha256} announced"
         raise ArtifactRejectedError(RejectionReason.CHECKSUM_MISMATCH, detail)
-    return data
 
 
-def load_model(ready: ModelReady, device: torch.device) -> ServingModel:
+def load_model(
+    ready: ModelReady, device: torch.device, *, cache_dir: Path = DEFAULT_CACHE_DIR
+) -> ServingModel:
     """Verify, load and smoke-test the artifact ``ready`` announces."""
-    data = read_verified(ready)
+    data = read_verified(ready, cache_dir=cache_dir)
     module, metadata = _load_module(data, device)
     if (metadata.model_name, metadata.version) != (ready.model_name, ready.version):
         detail = (

@@ -53,9 +53,16 @@ class RejectionReason(enum.StrEnum):
 
 
 class ArtifactRejectedError(InferenceError):
-    """A model artifact is missing, damaged or misbehaves; it must not serve."""
+    """A model artifact is missing, damaged or misbehaves; it must not serve.
 
-    def __init__(self, reason: RejectionReason, detail: str) -> None:
+    ``retriable`` when the artifact could not be fetched from a store that
+    may answer later.
+    """
+
+    def __init__(
+        self, reason: RejectionReason, detail: str, *, retriable: bool = False
+    ) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.retriable = retriable

@@ -23,7 +23,8 @@ class ModelFeed:
 
     Of the announcements read together, the newest is tried first; when it
     is refused, the next newest, down to the version already serving. A
-    refused version is remembered and never tried again.
+    refused version is remembered and never tried again, unless it was
+    refused only because its store could not be reached.
     """
 
     def __init__(
@@ -75,7 +76,8 @@ class ModelFeed:
         try:
             model = self._loader(ready)
         except ArtifactRejectedError as exc:
-            self._refused.add((ready.version, ready.sha256))
+            if not exc.retriable:  # a store that was unreachable may answer later
+                self._refused.add((ready.version, ready.sha256))
             self._metrics.model_loads.labels(exc.reason.value).inc()
             logger.warning("model version refused: %s", exc, extra=context)
             return False

@@ -2,6 +2,7 @@ import hashlib
 import warnings
 from pathlib import Path
 
+import boto3
 import pytest
 import torch
 from inference_fakes import ITEM_IDS, MAX_LEN, ArtifactMaker, metadata, scripted
@@ -89,7 +90,13 @@ def test_a_missing_artifact_is_refused(make_artifact: ArtifactMaker) -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["s3://models/model.pt", "file://otherhost/model.pt", "model.pt"]
+    "uri",
+    [
+        "https://models.example/model.pt",
+        "s3:///model.pt",
+        "file://otherhost/m.pt",
+        "m.pt",
+    ],
 )
 def test_an_artifact_not_on_the_local_disk_is_refused(uri: str) -> None:
     ready = ModelReady(model_name="sequential-recommender", artifact_uri=uri)
@@ -179,3 +186,76 @@ def test_metadata_survives_a_round_trip_through_json() -> None:
     original = metadata("20261203T190102Z-1a2b3c4d")
 
     assert ArtifactMetadata.from_json(original.to_json()) == original
+
+
+def uploaded(
+    make_artifact: ArtifactMaker, endpoint_url: str, bucket: str
+) -> ModelReady:
+    """An artifact put in the test bucket, announced by its s3:// URI."""
+    ready = make_artifact("20261203T190102Z-1a2b3c4d")
+    key = "models/sequential-recommender/20261203T190102Z-1a2b3c4d/model.pt"
+    boto3.client("s3", endpoint_url=endpoint_url).upload_file(
+        str(artifact_path(ready.artifact_uri)), bucket, key
+    )
+    ready.artifact_uri = f"s3://{bucket}/{key}"
+    return ready
+
+
+def test_an_artifact_in_a_bucket_is_fetched_verified_and_cached(
+    make_artifact: ArtifactMaker,
+    s3_endpoint_url: str,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint_url)
+    ready = uploaded(make_artifact, s3_endpoint_url, s3_bucket)
+    cache = tmp_path / "cache"
+
+    model = load_model(ready, CPU, cache_dir=cache)
+
+    assert model.version == "20261203T190102Z-1a2b3c4d"
+    assert [path.name for path in cache.iterdir()] == [f"{ready.sha256}.pt"]
+    cached = (cache / f"{ready.sha256}.pt").read_bytes()
+    assert hashlib.sha256(cached).hexdigest() == ready.sha256
+
+
+def test_a_bucket_artifact_other_than_announced_is_refused_and_not_cached(
+    make_artifact: ArtifactMaker,
+    s3_endpoint_url: str,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint_url)
+    ready = uploaded(make_artifact, s3_endpoint_url, s3_bucket)
+    ready.sha256 = "0" * 64
+    cache = tmp_path / "cache"
+
+    with pytest.raises(ArtifactRejectedError) as raised:
+        load_model(ready, CPU, cache_dir=cache)
+
+    assert raised.value.reason is RejectionReason.CHECKSUM_MISMATCH
+    assert list(cache.iterdir()) == []
+
+
+def test_a_missing_bucket_artifact_is_refused_as_worth_retrying(
+    s3_endpoint_url: str,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint_url)
+    ready = ModelReady(
+        model_name="sequential-recommender",
+        version="v1",
+        artifact_uri=f"s3://{s3_bucket}/models/absent/model.pt",
+        size_bytes=10,
+        sha256="0" * 64,
+    )
+
+    with pytest.raises(ArtifactRejectedError) as raised:
+        load_model(ready, CPU, cache_dir=tmp_path / "cache")
+
+    assert raised.value.reason is RejectionReason.MISSING
+    assert raised.value.retriable

@@ -214,3 +214,26 @@ def test_a_damaged_artifact_on_disk_never_serves(
         for reason in RejectionReason
     )
     assert refused == 1
+
+
+def test_a_version_whose_store_was_unreachable_is_tried_again(
+    metrics: InferenceMetrics,
+) -> None:
+    holder = ModelHolder()
+    attempts: list[str] = []
+
+    def loader(ready: ModelReady) -> ServingModel:
+        attempts.append(ready.version)
+        if len(attempts) == 1:
+            raise ArtifactRejectedError(
+                RejectionReason.MISSING, "store unreachable", retriable=True
+            )
+        return FakeLoader()(ready)
+
+    feed = ModelFeed(holder=holder, loader=loader, metrics=metrics, model_name=NAME)
+
+    feed.handle(announcements("v2"))
+    feed.handle(announcements("v2"))
+
+    assert attempts == ["v2", "v2"]
+    assert serving_version(holder) == "v2"
