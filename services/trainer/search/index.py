@@ -39,7 +39,12 @@ from trainer.artifact import (
 )
 from trainer.errors import ArtifactError, ArtifactIntegrityError
 from trainer.search.corpus import ProductCorpus
-from trainer.search.encoder import Embeddings, TextEncoder, cached_embeddings
+from trainer.search.encoder import (
+    Embeddings,
+    Encoder,
+    TextEncoder,
+    cached_embeddings,
+)
 from trainer.search.rankers import Bm25Ranker, DenseRanker, HybridRanker
 
 logger = logging.getLogger(__name__)
@@ -88,7 +93,7 @@ class SearchIndex:
         self,
         corpus: ProductCorpus,
         embeddings: Embeddings,
-        encoder: TextEncoder,
+        encoder: Encoder,
         *,
         dense_weight: float,
         manifest: SearchManifest | None = None,
@@ -166,7 +171,7 @@ def write_search_index(
 def index_corpus(
     registry_dir: Path,
     corpus: ProductCorpus,
-    encoder: TextEncoder,
+    encoder: Encoder,
     *,
     source: str,
     dense_weight: float,
@@ -198,9 +203,7 @@ def latest_search_index(registry_dir: Path) -> Path:
     return versions[-1]
 
 
-def load_search_index(
-    directory: Path, encoder: TextEncoder | None = None
-) -> SearchIndex:
+def load_search_index(directory: Path, encoder: Encoder | None = None) -> SearchIndex:
     """Load a version directory, checking every file against its manifest.
 
     ``encoder`` defaults to the packaged MiniLM. Raises

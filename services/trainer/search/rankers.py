@@ -9,6 +9,9 @@
   standard deviation 1), so the two scales can be added.
 
 Each returns a matrix of scores ``[queries, products]``, higher is better.
+Both base rankers match a query's :func:`wanted_text`: shoppers write
+"water bottle without straw", and matching "straw" would favour exactly the
+products they exclude; neither BM25 nor MiniLM reads the negation.
 """
 
 from __future__ import annotations
@@ -21,10 +24,23 @@ import numpy as np
 import numpy.typing as npt
 from rank_bm25 import BM25Okapi
 
-from trainer.search.encoder import Embeddings, TextEncoder
+from trainer.search.encoder import Embeddings, Encoder
 
 Scores = npt.NDArray[np.float64]
 _WORD = re.compile(r"[a-z0-9]+")
+# "without" and the one or two words it excludes, never crossing a "with".
+_EXCLUSION = re.compile(r"\bwithout(?:\s+(?!with\b)\S+){1,2}", re.IGNORECASE)
+
+
+def wanted_text(query: str) -> str:
+    """The query less its ``without ...`` exclusions, or the query if that is all.
+
+    An exclusion is ``without`` and the next one or two words, stopping at
+    ``with``: ``lights without wiring with switch`` wants ``lights with
+    switch``.
+    """
+    wanted = " ".join(_EXCLUSION.sub(" ", query).split())
+    return wanted or query
 
 
 def tokenize(text: str) -> list[str]:
@@ -50,9 +66,20 @@ class Ranker(Protocol):
 
 
 class Bm25Ranker:
-    """Okapi BM25 over the tokenized product texts."""
+    """Okapi BM25 over the tokenized product texts.
 
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75):
+    ``exclusions`` False matches the whole query, the textbook baseline.
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        exclusions: bool = True,
+    ) -> None:
+        self.exclusions = exclusions
         documents = [tokenize(text) for text in texts]
         # rank_bm25 divides by the mean length; an all-empty corpus has none.
         self.product_count = len(documents)
@@ -63,19 +90,20 @@ class Bm25Ranker:
         if self.bm25 is None:
             return scores
         for row, query in enumerate(queries):
-            scores[row] = self.bm25.get_scores(tokenize(query))
+            text = wanted_text(query) if self.exclusions else query
+            scores[row] = self.bm25.get_scores(tokenize(text))
         return scores
 
 
 class DenseRanker:
     """Cosine similarity between query and product embeddings."""
 
-    def __init__(self, encoder: TextEncoder, embeddings: Embeddings) -> None:
+    def __init__(self, encoder: Encoder, embeddings: Embeddings) -> None:
         self.encoder = encoder
         self.embeddings = embeddings
 
     def score_queries(self, queries: Sequence[str]) -> Scores:
-        vectors = self.encoder.encode(list(queries))
+        vectors = self.encoder.encode([wanted_text(query) for query in queries])
         return (vectors @ self.embeddings.T).astype(np.float64)
 
 
