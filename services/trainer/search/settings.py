@@ -53,8 +53,8 @@ class SearchConfig:
         return fields
 
 
-# Fitted by ``python -m trainer.search evaluate`` on the ESCI train queries.
-DEFAULT_DENSE_WEIGHT = 0.5
+# As fitted by ``python -m trainer.search evaluate`` on the 60 ESCI train queries.
+DEFAULT_DENSE_WEIGHT = 0.45
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
