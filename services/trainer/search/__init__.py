@@ -22,7 +22,6 @@ from trainer.search.encoder import ENCODER_NAME, TextEncoder
 from trainer.search.index import (
     SEARCH_MODEL_NAME,
     SearchIndex,
-    SearchManifest,
     index_corpus,
     latest_search_index,
     load_search_index,
@@ -44,7 +43,6 @@ __all__ = [
     "ProductCorpus",
     "SearchConfig",
     "SearchIndex",
-    "SearchManifest",
     "SearchQuality",
     "SearchSettings",
     "TextEncoder",

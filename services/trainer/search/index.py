@@ -8,10 +8,14 @@ Layout, one directory per version, renamed into place whole by
         embeddings.npy  float32 [N, dimensions], each row of length 1
         manifest.json   digests, sizes, metrics, config, encoder
 
-``manifest.json``: ``{"format": 1, "model_name": "product-search",
-"version", "created_at" (ISO 8601, UTC), "source" (snapshot id, or
-``esci``), "files": {name: {"sha256", "size_bytes"}}, "item_count" (N),
-"encoder", "dimensions", "dense_weight", "metrics", "config"}``.
+``manifest.json`` is the registry's own, :class:`trainer.artifact.ModelManifest`,
+so listing, verifying, backing up and restoring treat search indexes like
+any model: ``model_file`` is ``embeddings.npy``, ``files`` lists both
+files with their sha256 and size, ``snapshot_id`` names the source (a
+snapshot id, or ``esci``), ``item_count`` is N, ``max_len`` the encoder's
+token limit, ``config`` the :class:`~trainer.search.settings.SearchConfig`
+used, and ``training`` holds ``encoder``, ``dimensions`` and
+``dense_weight``.
 
 BM25 is rebuilt from the texts on load; queries are embedded by the same
 encoder, so a loaded :class:`SearchIndex` answers
@@ -32,10 +36,12 @@ import numpy as np
 
 from trainer.artifact import (
     MANIFEST_FILE,
-    file_digest,
+    ModelManifest,
     list_versions,
     new_version,
     staged_version,
+    version_files,
+    version_problems,
 )
 from trainer.errors import ArtifactError, ArtifactIntegrityError
 from trainer.search.corpus import ProductCorpus
@@ -56,36 +62,6 @@ EMBEDDINGS_FILE = "embeddings.npy"
 _UNIT_TOLERANCE = 1e-3
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SearchManifest:
-    """The registry's record of one search index version."""
-
-    model_name: str
-    version: str
-    created_at: str
-    source: str
-    files: dict[str, dict[str, str | int]]
-    item_count: int
-    encoder: str
-    dimensions: int
-    dense_weight: float
-    metrics: dict[str, float]
-    config: dict[str, int | float | str]
-
-    def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, **dataclasses.asdict(self)}, indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> SearchManifest:
-        try:
-            fields = json.loads(text)
-            if fields.pop("format") != FORMAT:
-                raise ArtifactError(f"unknown {MANIFEST_FILE} format")
-            return cls(**fields)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise ArtifactError(f"unreadable {MANIFEST_FILE}: {exc}") from exc
-
-
 class SearchIndex:
     """A catalogue's products, ready to answer text queries."""
 
@@ -96,7 +72,7 @@ class SearchIndex:
         encoder: Encoder,
         *,
         dense_weight: float,
-        manifest: SearchManifest | None = None,
+        manifest: ModelManifest | None = None,
     ) -> None:
         self.corpus = corpus
         self.manifest = manifest
@@ -128,7 +104,7 @@ def write_search_index(
     encoder: str,
     dense_weight: float,
     metrics: Mapping[str, float],
-    config: Mapping[str, int | float | str],
+    config: Mapping[str, int | float],
     created_at: datetime | None = None,
     version: str | None = None,
 ) -> Path:
@@ -141,19 +117,26 @@ def write_search_index(
             products = {"format": FORMAT, **dataclasses.asdict(corpus)}
             (staging / PRODUCTS_FILE).write_text(json.dumps(products))
             with open(staging / EMBEDDINGS_FILE, "wb") as file:
-                np.save(file, embeddings.astype(np.float32), allow_pickle=False)
-            manifest = SearchManifest(
+                np.save(file, embeddings, allow_pickle=False)
+            files = version_files(staging)
+            manifest = ModelManifest(
                 model_name=SEARCH_MODEL_NAME,
                 version=version,
                 created_at=created_at.astimezone(UTC).isoformat(),
-                source=source,
-                files=_describe_files(staging, (PRODUCTS_FILE, EMBEDDINGS_FILE)),
+                snapshot_id=source,
+                sha256=files[EMBEDDINGS_FILE].sha256,
+                size_bytes=files[EMBEDDINGS_FILE].size_bytes,
                 item_count=len(corpus),
-                encoder=encoder,
-                dimensions=int(embeddings.shape[1]),
-                dense_weight=dense_weight,
+                max_len=int(config.get("max_tokens", 0)),
                 metrics=dict(metrics),
                 config=dict(config),
+                training={
+                    "encoder": encoder,
+                    "dimensions": int(embeddings.shape[1]),
+                    "dense_weight": dense_weight,
+                },
+                model_file=EMBEDDINGS_FILE,
+                files=files,
             )
             (staging / MANIFEST_FILE).write_text(manifest.to_json())
     except OSError as exc:
@@ -176,7 +159,7 @@ def index_corpus(
     source: str,
     dense_weight: float,
     metrics: Mapping[str, float],
-    config: Mapping[str, int | float | str],
+    config: Mapping[str, int | float],
     cache_dir: Path | None = None,
 ) -> Path:
     """Embed a corpus of (product id, text) and store it as a new version."""
@@ -211,53 +194,33 @@ def load_search_index(directory: Path, encoder: Encoder | None = None) -> Search
     not what the manifest says, or the encoder is not the one it names.
     """
     try:
-        manifest = SearchManifest.from_json((directory / MANIFEST_FILE).read_text())
+        manifest = ModelManifest.from_json((directory / MANIFEST_FILE).read_text())
     except OSError as exc:
         raise ArtifactError(f"no readable manifest in {directory}") from exc
-    _verify_files(directory, manifest)
+    if set(manifest.files) != {PRODUCTS_FILE, EMBEDDINGS_FILE}:
+        raise ArtifactIntegrityError(f"the manifest lists {sorted(manifest.files)}")
+    if problems := version_problems(directory, manifest):
+        raise ArtifactIntegrityError(f"{directory}: {'; '.join(problems)}")
     corpus = _read_products(directory / PRODUCTS_FILE)
-    embeddings = _read_embeddings(directory / EMBEDDINGS_FILE)
     if len(corpus) != manifest.item_count:
         raise ArtifactIntegrityError("the product count disagrees with the manifest")
-    _check_embeddings(embeddings, manifest.item_count, manifest.dimensions)
+    built_by = str(manifest.training.get("encoder"))
+    dimensions = int(manifest.training.get("dimensions", -1))
+    embeddings = _read_embeddings(directory / EMBEDDINGS_FILE)
+    _check_embeddings(embeddings, manifest.item_count, dimensions)
 
     encoder = TextEncoder() if encoder is None else encoder
-    if encoder.name != manifest.encoder or encoder.dimensions != manifest.dimensions:
+    if encoder.name != built_by or encoder.dimensions != dimensions:
         raise ArtifactIntegrityError(
-            f"the index was built by {manifest.encoder}, not {encoder.name}"
+            f"the index was built by {built_by}, not {encoder.name}"
         )
     return SearchIndex(
         corpus,
         embeddings,
         encoder,
-        dense_weight=manifest.dense_weight,
+        dense_weight=float(manifest.training["dense_weight"]),
         manifest=manifest,
     )
-
-
-def _describe_files(
-    directory: Path, names: tuple[str, ...]
-) -> dict[str, dict[str, str | int]]:
-    described: dict[str, dict[str, str | int]] = {}
-    for name in names:
-        sha256, size_bytes = file_digest(directory / name)
-        described[name] = {"sha256": sha256, "size_bytes": size_bytes}
-    return described
-
-
-def _verify_files(directory: Path, manifest: SearchManifest) -> None:
-    if set(manifest.files) != {PRODUCTS_FILE, EMBEDDINGS_FILE}:
-        raise ArtifactIntegrityError(f"the manifest lists {sorted(manifest.files)}")
-    for name, expected in manifest.files.items():
-        path = directory / name
-        try:
-            sha256, size_bytes = file_digest(path)
-        except OSError as exc:
-            raise ArtifactIntegrityError(f"cannot read {path}") from exc
-        if sha256 != expected.get("sha256"):
-            raise ArtifactIntegrityError(f"{path} has sha256 {sha256}")
-        if size_bytes != expected.get("size_bytes"):
-            raise ArtifactIntegrityError(f"{path} has {size_bytes} bytes")
 
 
 def _read_products(path: Path) -> ProductCorpus:

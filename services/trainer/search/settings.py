@@ -45,12 +45,13 @@ class SearchConfig:
         if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:
             raise ValueError("dense_weight must be in [0, 1]")
 
-    def as_dict(self) -> dict[str, int | float | str]:
-        """The fields as a JSON-ready mapping; an unset weight reads ``fitted``."""
-        fields = dataclasses.asdict(self)
-        if fields["dense_weight"] is None:
-            fields["dense_weight"] = "fitted"
-        return fields
+    def as_dict(self) -> dict[str, int | float]:
+        """The fields as a JSON-ready mapping; an unset weight is left out."""
+        return {
+            name: value
+            for name, value in dataclasses.asdict(self).items()
+            if value is not None
+        }
 
 
 # As fitted by ``python -m trainer.search evaluate`` on the 60 ESCI train queries.

@@ -64,7 +64,7 @@ def test_index_esci_stores_a_version_that_finds_its_products(
     index = load_search_index(directory, WordHashEncoder())
     assert index.search("regency cake stand", k=1)[0][0] == "A3"
     assert index.manifest is not None
-    assert index.manifest.source == "esci"
+    assert index.manifest.snapshot_id == "esci"
     assert "hybrid/ndcg@10" in index.manifest.metrics
 
 
@@ -87,7 +87,7 @@ def test_index_of_a_snapshot_searches_the_shops_stock_codes(
     assert printed["products"] == 3
     assert index.search("metal lantern", k=2)[0][0] == "71053"
     assert index.manifest is not None
-    assert index.manifest.source == "snap-1"
+    assert index.manifest.snapshot_id == "snap-1"
 
 
 def test_missing_esci_data_fails_with_status_one(

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,7 @@ from search_corpora import SHOP_PRODUCTS, WordHashEncoder
 
 from trainer.artifact import MANIFEST_FILE, STAGING_PREFIX, list_versions
 from trainer.errors import ArtifactError, ArtifactIntegrityError
+from trainer.registry import verify_version
 from trainer.search.corpus import ProductCorpus
 from trainer.search.index import (
     EMBEDDINGS_FILE,
@@ -17,6 +19,7 @@ from trainer.search.index import (
     load_search_index,
     write_search_index,
 )
+from trainer.storage import LocalStore
 
 CORPUS = ProductCorpus(list(SHOP_PRODUCTS), list(SHOP_PRODUCTS.values()))
 
@@ -76,10 +79,12 @@ def test_the_manifest_records_each_file_metrics_config_and_encoder(
 
     assert manifest["model_name"] == SEARCH_MODEL_NAME
     assert manifest["item_count"] == len(SHOP_PRODUCTS)
-    assert manifest["encoder"] == "word-hash"
-    assert manifest["dense_weight"] == 0.7
+    assert manifest["training"]["encoder"] == "word-hash"
+    assert manifest["training"]["dense_weight"] == 0.7
     assert manifest["metrics"] == {"hybrid/ndcg@10": 0.6}
-    assert manifest["source"] == "snap-1"
+    assert manifest["config"] == {"max_tokens": 128}
+    assert manifest["snapshot_id"] == "snap-1"
+    assert manifest["model_file"] == EMBEDDINGS_FILE
     for name in (PRODUCTS_FILE, EMBEDDINGS_FILE):
         size = (directory / name).stat().st_size
         assert manifest["files"][name]["size_bytes"] == size
@@ -106,15 +111,26 @@ def test_a_changed_file_is_refused(tmp_path: Path, name: str) -> None:
     data[-2] ^= 0xFF
     path.write_bytes(bytes(data))
 
-    with pytest.raises(ArtifactIntegrityError, match="sha256"):
+    with pytest.raises(ArtifactIntegrityError, match=re.escape(f"{name} has sha256")):
         load_search_index(directory, WordHashEncoder())
+
+
+def test_the_registry_verifies_a_search_index_like_any_model_version(
+    tmp_path: Path,
+) -> None:
+    directory = store(tmp_path)
+    store_of_versions = LocalStore(tmp_path)
+
+    assert verify_version(store_of_versions, SEARCH_MODEL_NAME, directory.name) == []
+    (directory / PRODUCTS_FILE).write_text("{}")
+    assert verify_version(store_of_versions, SEARCH_MODEL_NAME, directory.name)
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     directory = store(tmp_path)
     (directory / EMBEDDINGS_FILE).unlink()
 
-    with pytest.raises(ArtifactIntegrityError, match="cannot read"):
+    with pytest.raises(ArtifactIntegrityError, match=r"embeddings\.npy unreadable"):
         load_search_index(directory, WordHashEncoder())
 
 
