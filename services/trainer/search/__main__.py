@@ -6,7 +6,8 @@
 - ``index --snapshot <dir|latest>``: index the shop's products, every stock
   code purchased in the snapshot with its description; ``index --esci``:
   index the ESCI products with the dense weight fitted there. Either stores
-  a ``product-search`` version and prints its directory as JSON.
+  a ``product-search`` version, keeps it in the registry the trainer's
+  settings name (``file://`` or ``s3://``) and prints it as JSON.
 
 Logs go to stderr as JSON. Exit status: 0 done, 1 failed (missing or
 unusable data, an index that could not be written), 2 bad arguments.
@@ -26,6 +27,7 @@ import torch
 
 from eventbus.logs import configure_logging
 from trainer.errors import TrainerError
+from trainer.registry import keep_version, store_for
 from trainer.search.corpus import purchased_products_corpus
 from trainer.search.encoder import TextEncoder
 from trainer.search.esci import EsciReport, run_esci_benchmark
@@ -120,7 +122,7 @@ def index(settings: SearchSettings, args: argparse.Namespace) -> int:
         fixed = config.dense_weight
         weight = DEFAULT_DENSE_WEIGHT if fixed is None else fixed
         metrics = {}
-    directory = index_corpus(
+    written = index_corpus(
         settings.trainer.registry_dir,
         corpus,
         encoder,
@@ -130,7 +132,14 @@ def index(settings: SearchSettings, args: argparse.Namespace) -> int:
         config=config.as_dict(),
         cache_dir=settings.embeddings_cache_dir,
     )
-    print(json.dumps({"index": str(directory), "products": len(corpus)}), flush=True)
+    stored = keep_version(store_for(settings.trainer), written)
+    summary = {
+        "index": str(stored.directory),
+        "uri": stored.uri,
+        "version": stored.manifest.version,
+        "products": len(corpus),
+    }
+    print(json.dumps(summary), flush=True)
     return 0
 
 

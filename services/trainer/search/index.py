@@ -37,6 +37,7 @@ import numpy as np
 from trainer.artifact import (
     MANIFEST_FILE,
     ModelManifest,
+    StoredModel,
     list_versions,
     new_version,
     staged_version,
@@ -107,7 +108,7 @@ def write_search_index(
     config: Mapping[str, int | float],
     created_at: datetime | None = None,
     version: str | None = None,
-) -> Path:
+) -> StoredModel:
     """Store the index as a new ``product-search`` version, all or nothing."""
     created_at = datetime.now(UTC) if created_at is None else created_at
     version = new_version(created_at) if version is None else version
@@ -142,13 +143,12 @@ def write_search_index(
     except OSError as exc:
         raise ArtifactError(f"cannot write search index: {exc}") from exc
 
-    directory = registry_dir / SEARCH_MODEL_NAME / version
     logger.info(
         "stored search index %s",
         version,
         extra={"model_version": version, "items": len(corpus), "source": source},
     )
-    return directory
+    return StoredModel(registry_dir / SEARCH_MODEL_NAME / version, manifest)
 
 
 def index_corpus(
@@ -161,7 +161,7 @@ def index_corpus(
     metrics: Mapping[str, float],
     config: Mapping[str, int | float],
     cache_dir: Path | None = None,
-) -> Path:
+) -> StoredModel:
     """Embed a corpus of (product id, text) and store it as a new version."""
     if not corpus:
         raise ArtifactError("an index needs at least one product")

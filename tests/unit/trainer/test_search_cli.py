@@ -85,6 +85,7 @@ def test_index_of_a_snapshot_searches_the_shops_stock_codes(
     index = load_search_index(Path(printed["index"]), WordHashEncoder())
     assert status == 0
     assert printed["products"] == 3
+    assert printed["uri"] == (Path(printed["index"]) / "embeddings.npy").as_uri()
     assert index.search("metal lantern", k=2)[0][0] == "71053"
     assert index.manifest is not None
     assert index.manifest.snapshot_id == "snap-1"

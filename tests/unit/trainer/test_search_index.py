@@ -26,7 +26,7 @@ CORPUS = ProductCorpus(list(SHOP_PRODUCTS), list(SHOP_PRODUCTS.values()))
 
 def store(registry: Path, weight: float = 0.5, version: str | None = None) -> Path:
     encoder = WordHashEncoder()
-    return write_search_index(
+    stored = write_search_index(
         registry,
         CORPUS,
         encoder.encode(CORPUS.texts),
@@ -37,6 +37,7 @@ def store(registry: Path, weight: float = 0.5, version: str | None = None) -> Pa
         config={"max_tokens": 128},
         version=version,
     )
+    return stored.directory
 
 
 def test_a_stored_index_loads_and_finds_the_product_by_its_words(
