@@ -6,13 +6,15 @@ weight on the train queries; score every ranker on the test queries, and
 the unfitted ones on all queries too. ``bm25-plain`` matches whole queries,
 ``bm25`` drops their ``without ...`` exclusions as the dense ranker does.
 The goals of the search ranker are judged on the test queries: retrieval
-nDCG@10 at least 10% above the better BM25's, re-ranking nDCG at least 0.85.
+nDCG@10 at least 10% above the better BM25's, and the hybrid's re-ranking
+nDCG at least 0.85.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import statistics
 import time
 from collections.abc import Mapping
 
@@ -60,6 +62,7 @@ class EsciReport:
     dense_weight: float
     test: dict[str, SearchQuality]
     all_queries: dict[str, SearchQuality]
+    repeated: dict[str, float]
     seconds: dict[str, float]
 
     @property
@@ -69,15 +72,15 @@ class EsciReport:
         return self.test["hybrid"].ndcg / bm25 - 1.0
 
     @property
-    def best_rerank_ndcg(self) -> float:
-        """The best re-ranking nDCG any ranker reached on the test queries."""
-        return max(quality.rerank_ndcg for quality in self.test.values())
+    def rerank_ndcg(self) -> float:
+        """The hybrid's re-ranking nDCG on the test queries."""
+        return self.test["hybrid"].rerank_ndcg
 
     def goals(self) -> dict[str, bool]:
         """Whether each of the search ranker's goals is met."""
         return {
             "retrieval_10pct_above_bm25": self.retrieval_gain >= RETRIEVAL_GAIN_GOAL,
-            "rerank_ndcg_0.85": self.best_rerank_ndcg >= RERANK_NDCG_GOAL,
+            "rerank_ndcg_0.85": self.rerank_ndcg >= RERANK_NDCG_GOAL,
         }
 
     def metrics(self) -> dict[str, float]:
@@ -100,6 +103,7 @@ class EsciReport:
             },
             "retrieval_gain_over_bm25": self.retrieval_gain,
             "goals": self.goals(),
+            "repeated_splits": self.repeated,
             "seconds": self.seconds,
         }
 
@@ -146,6 +150,9 @@ def run_esci_benchmark(
     logger.info("hybrid dense weight %.2f", weight, extra={"dense_weight": weight})
     unfitted: dict[str, Ranker] = {"bm25-plain": plain, "bm25": bm25, "dense": dense}
     rankers = {**unfitted, "hybrid": HybridRanker(dense, bm25, weight=weight)}
+    started = time.monotonic()
+    repeated = repeated_splits(evaluation, unfitted, settings)
+    seconds["repeated_splits"] = time.monotonic() - started
     return EsciReport(
         corpus=corpus,
         embeddings=embeddings,
@@ -155,6 +162,7 @@ def run_esci_benchmark(
         dense_weight=weight,
         test=_qualities(evaluation, rankers, test, config.cutoff),
         all_queries=_qualities(evaluation, unfitted, judgments.queries, config.cutoff),
+        repeated=repeated,
         seconds=seconds,
     )
 
@@ -168,4 +176,49 @@ def _qualities(
     return {
         name: evaluation.quality(ranker, queries, cutoff)
         for name, ranker in rankers.items()
+    }
+
+
+def repeated_splits(
+    evaluation: Evaluation, rankers: Mapping[str, Ranker], settings: SearchSettings
+) -> dict[str, float]:
+    """The hybrid's test figures over many seeded splits: mean and spread.
+
+    One split of 120 queries leaves few to test on; splits seeded ``seed``,
+    ``seed + 1``, ... show how far its figures can be trusted. ``rankers``
+    holds ``dense``, ``bm25`` and ``bm25-plain``, precomputed.
+    """
+    config = settings.config
+    gains: list[float] = []
+    reranking: list[float] = []
+    for offset in range(config.repeats):
+        train, test = split_queries(
+            evaluation.judgments.queries,
+            test_share=config.test_share,
+            seed=config.seed + offset,
+        )
+        dense, bm25 = rankers["dense"], rankers["bm25"]
+        weight = fit_hybrid_weight(
+            evaluation,
+            dense.score_queries(train),
+            bm25.score_queries(train),
+            train,
+            cutoff=config.cutoff,
+        )
+        hybrid = HybridRanker(dense, bm25, weight=weight)
+        quality = evaluation.quality(hybrid, test, config.cutoff)
+        baseline = max(
+            evaluation.quality(rankers[name], test, config.cutoff).ndcg
+            for name in ("bm25", "bm25-plain")
+        )
+        gains.append(quality.ndcg / baseline - 1.0)
+        reranking.append(quality.rerank_ndcg)
+    if not gains:
+        return {"splits": 0}
+    return {
+        "splits": len(gains),
+        "retrieval_gain_mean": statistics.fmean(gains),
+        "retrieval_gain_sd": statistics.pstdev(gains),
+        "rerank_ndcg_mean": statistics.fmean(reranking),
+        "rerank_ndcg_min": min(reranking),
     }

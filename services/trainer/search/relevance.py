@@ -89,15 +89,23 @@ class Evaluation:
         self.id_rank = np.empty(len(corpus), dtype=np.int64)
         self.id_rank[by_id] = np.arange(len(corpus))
 
-    def best_first(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-        """Product positions by descending score, ties by product id."""
-        order: npt.NDArray[np.int64] = np.lexsort((self.id_rank, -scores))
-        return order
+    def best_first(
+        self, scores: npt.NDArray[np.float64], count: int
+    ) -> npt.NDArray[np.int64]:
+        """The ``count`` best product positions by score, ties by product id."""
+        if count < len(scores):
+            kth = np.partition(scores, len(scores) - count)[len(scores) - count]
+            candidates = np.flatnonzero(scores >= kth)
+        else:
+            candidates = np.arange(len(scores))
+        order = np.lexsort((self.id_rank[candidates], -scores[candidates]))
+        best: npt.NDArray[np.int64] = candidates[order][:count]
+        return best
 
     def retrieval_ndcg(self, query: str, scores: Scores, cutoff: int) -> float | None:
         """nDCG@cutoff of one query's scores over the whole corpus."""
         gains = self.judgments.gains(query)
-        top = self.best_first(scores)[:cutoff]
+        top = self.best_first(scores, cutoff)
         ranked = [gains.get(self.corpus.product_ids[n], 0.0) for n in top]
         return ndcg(ranked, list(gains.values()), cutoff)
 

@@ -23,6 +23,9 @@ DATA_DIR = REPO.parent / "shared" / "data"
 class SearchConfig:
     """How products are embedded and rankers fitted and scored.
 
+    ``repeats`` is how many more seeded splits the benchmark also fits and
+    scores, to show how much one split's figures vary.
+
     ``dense_weight`` is the hybrid's share of the dense score; None fits it
     on the ESCI train queries, which an index of the shop's catalogue cannot
     do, so there it falls back to :data:`DEFAULT_DENSE_WEIGHT`.
@@ -33,6 +36,7 @@ class SearchConfig:
     cutoff: int = 10
     test_share: float = 0.5
     seed: int = 42
+    repeats: int = 20
     dense_weight: float | None = None
 
     def __post_init__(self) -> None:
@@ -40,6 +44,8 @@ class SearchConfig:
             raise ValueError("max_tokens must be at least 8, batch_size positive")
         if self.cutoff < 1:
             raise ValueError("cutoff must be at least 1")
+        if self.repeats < 0:
+            raise ValueError("repeats must not be negative")
         if not 0.0 < self.test_share < 1.0:
             raise ValueError("test_share must be between 0 and 1")
         if self.dense_weight is not None and not 0.0 <= self.dense_weight <= 1.0:

@@ -53,6 +53,8 @@ def test_evaluate_prints_a_table_then_a_json_summary_and_writes_it(
     assert summary["train_queries"] + summary["test_queries"] == 4
     assert set(summary["test"]) == {"bm25-plain", "bm25", "dense", "hybrid"}
     assert 0.0 <= summary["dense_weight"] <= 1.0
+    assert summary["repeated_splits"]["splits"] == 20
+    assert set(summary["goals"]) == {"retrieval_10pct_above_bm25", "rerank_ndcg_0.85"}
 
 
 def test_index_esci_stores_a_version_that_finds_its_products(

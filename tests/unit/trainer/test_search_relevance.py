@@ -70,6 +70,16 @@ def test_equal_scores_are_ordered_by_product_id_not_by_corpus_position() -> None
     assert evaluation.retrieval_ndcg("q", np.zeros(2), 1) == pytest.approx(1.0)
 
 
+def test_the_cutoff_keeps_the_lowest_product_ids_among_tied_scores() -> None:
+    corpus = ProductCorpus(["e", "d", "c", "b", "a"], ["x"] * 5)
+    evaluation = Evaluation(corpus, Judgments({}))
+    scores = np.array([0.5, 0.5, 1.0, 0.5, 0.0])
+
+    best = evaluation.best_first(scores, 3)
+
+    assert [corpus.product_ids[n] for n in best] == ["c", "b", "d"]
+
+
 def test_quality_averages_over_queries_and_skips_those_without_gain() -> None:
     judgments = Judgments(
         {"good": {"p1": "E", "p2": "I"}, "bad": {"p1": "E", "p2": "I"}, "none": {}}
