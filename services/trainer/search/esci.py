@@ -140,13 +140,7 @@ def run_esci_benchmark(
 
     weight = config.dense_weight
     if weight is None:
-        weight = fit_hybrid_weight(
-            evaluation,
-            dense.score_queries(train),
-            bm25.score_queries(train),
-            train,
-            cutoff=config.cutoff,
-        )
+        weight = fit_hybrid_weight(evaluation, dense, bm25, train, cutoff=config.cutoff)
     logger.info("hybrid dense weight %.2f", weight, extra={"dense_weight": weight})
     unfitted: dict[str, Ranker] = {"bm25-plain": plain, "bm25": bm25, "dense": dense}
     rankers = {**unfitted, "hybrid": HybridRanker(dense, bm25, weight=weight)}
@@ -198,13 +192,7 @@ def repeated_splits(
             seed=config.seed + offset,
         )
         dense, bm25 = rankers["dense"], rankers["bm25"]
-        weight = fit_hybrid_weight(
-            evaluation,
-            dense.score_queries(train),
-            bm25.score_queries(train),
-            train,
-            cutoff=config.cutoff,
-        )
+        weight = fit_hybrid_weight(evaluation, dense, bm25, train, cutoff=config.cutoff)
         hybrid = HybridRanker(dense, bm25, weight=weight)
         quality = evaluation.quality(hybrid, test, config.cutoff)
         baseline = max(

@@ -160,8 +160,8 @@ def split_queries(
 
 def fit_hybrid_weight(
     evaluation: Evaluation,
-    dense: Scores,
-    lexical: Scores,
+    dense: Ranker,
+    lexical: Ranker,
     train_queries: Sequence[str],
     *,
     cutoff: int = DEFAULT_CUTOFF,
@@ -169,13 +169,14 @@ def fit_hybrid_weight(
 ) -> float:
     """The dense weight in ``[0, 1]`` with the best train retrieval nDCG.
 
-    ``dense`` and ``lexical`` hold one row per train query, in order. The
-    weights tried are ``0, 1/steps, ..., 1``; the smallest best one wins.
+    The weights tried are ``0, 1/steps, ..., 1``; the smallest best one wins.
     """
+    dense_scores = dense.score_queries(train_queries)
+    lexical_scores = lexical.score_queries(train_queries)
     best_weight, best_ndcg = 0.0, -1.0
     for step in range(steps + 1):
         weight = step / steps
-        fused = fuse(dense, lexical, weight)
+        fused = fuse(dense_scores, lexical_scores, weight)
         values = [
             value
             for query, row in zip(train_queries, fused, strict=True)

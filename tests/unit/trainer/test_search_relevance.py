@@ -132,8 +132,8 @@ def test_the_query_split_depends_on_the_seed_and_not_on_input_order() -> None:
 
 def test_the_fitted_weight_leans_to_whichever_ranker_finds_the_exact_product() -> None:
     evaluation = Evaluation(CORPUS, JUDGMENTS)
-    finds = np.array([[1.0, 0.2, 0.3, 0.4, 0.5]])
-    misses = np.array([[0.0, 0.2, 0.3, 0.4, 0.5]])
+    finds = FixedRanker({"q": np.array([1.0, 0.2, 0.3, 0.4, 0.5])})
+    misses = FixedRanker({"q": np.array([0.0, 0.2, 0.3, 0.4, 0.5])})
 
     assert fit_hybrid_weight(evaluation, finds, misses, ["q"], cutoff=1) > 0.5
     assert fit_hybrid_weight(evaluation, misses, finds, ["q"], cutoff=1) == 0.0
