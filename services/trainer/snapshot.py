@@ -38,11 +38,15 @@ _COLUMNS = [
 
 @dataclasses.dataclass(frozen=True)
 class PurchaseLog:
-    """One split's purchases in event-time order, as parallel columns."""
+    """One split's purchases in event-time order, as parallel columns.
+
+    ``event_times`` are seconds since the epoch.
+    """
 
     user_ids: list[str]
     item_ids: list[str]
     item_descriptions: list[str]
+    event_times: list[float]
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -122,4 +126,11 @@ def _read_split(path: Path) -> PurchaseLog:
         user_ids=purchases["user_id"].to_pylist(),
         item_ids=purchases["item_id"].to_pylist(),
         item_descriptions=purchases["item_description"].fill_null("").to_pylist(),
+        event_times=_epoch_seconds(purchases["event_time"]),
     )
+
+
+def _epoch_seconds(times: pa.ChunkedArray) -> list[float]:
+    """Event times as seconds since the epoch, whatever the column's unit."""
+    micros = pc.cast(pc.cast(times, pa.timestamp("us", tz="UTC")), pa.int64())
+    return [value / 1e6 for value in micros.to_pylist()]
