@@ -2,10 +2,18 @@
 
 In the SASRec family: each purchase is an item embedding plus a position,
 a GPT-2 stack (from ``transformers``, trained from scratch) attends causally
-over the history, and the hidden state at a position scores every catalogue
-item by a dot product with the same item embeddings, plus a per-item bias.
-Trained on the next purchase at every position with a softmax over the whole
-catalogue.
+over the last ``max_len`` purchases, and the hidden state at a position
+scores every catalogue item by a dot product with the same item embeddings,
+plus a per-item bias. Trained on the next purchase at every position with a
+softmax over the whole catalogue.
+
+Customers here mostly buy again what they bought before, which a dot product
+learns poorly. So the model also reads a longer history, the last
+``history_len`` purchases, and adds to each product's score two facts about
+it: how often the customer bought it (``log1p`` of the count) and how
+recently (``1 / (1 + purchases since)``, 0 if never). Their weights come from
+the hidden state, so the model decides per customer and position how much a
+repeat is worth.
 
 Histories are left-padded with index 0. Padding is masked out of attention
 and positions count from a customer's first purchase, so the scores at the
@@ -39,17 +47,23 @@ class SequentialRecommender(nn.Module):
     def __init__(self, item_count: int, config: TrainingConfig) -> None:
         super().__init__()
         self.max_len = config.max_len
+        self.history_len = config.history_len
+        self.item_count = item_count
         self.item_embedding = nn.Embedding(
             item_count, config.hidden_size, padding_idx=PADDING_INDEX
         )
         self.item_bias = nn.Parameter(torch.zeros(item_count))
         self.transformer = GPT2Model(_gpt2_config(config))
+        self.repeat_weights = nn.Linear(config.hidden_size, len(HISTORY_FEATURES))
         nn.init.normal_(self.item_embedding.weight, std=0.02)
         with torch.no_grad():
             self.item_embedding.weight[PADDING_INDEX].zero_()
+            self.repeat_weights.weight.zero_()
+            self.repeat_weights.bias.fill_(1.0)
 
     def hidden_states(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """The transformer's output at every position, ``[B, L, H]``."""
+        """The transformer's output at the last ``max_len`` positions, ``[B, L, H]``."""
+        item_seq = item_seq[:, -self.max_len :]
         present = item_seq.ne(PADDING_INDEX).long()
         positions = (present.cumsum(dim=1) - 1).clamp(min=0)
         output = self.transformer(
@@ -60,23 +74,79 @@ class SequentialRecommender(nn.Module):
         hidden: torch.Tensor = output.last_hidden_state
         return hidden
 
-    def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Scores ``[N, V]`` of every catalogue item for hidden states ``[N, H]``.
+    def history_features(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Repeat features ``[B, L, F, V - 1]`` at the last ``max_len`` positions.
+
+        ``item_seq`` is ``[B, history_len]``; at each position only the
+        purchases up to and including it count.
+        """
+        batch, length = item_seq.shape
+        window = min(self.max_len, length)
+        start = length - window
+        present = item_seq.ne(PADDING_INDEX).float()
+        position = torch.arange(1, length + 1, dtype=torch.float32) * present
+
+        prefix = item_seq[:, :start]
+        counts = torch.zeros(batch, self.item_count).scatter_add(
+            1, prefix, present[:, :start]
+        )
+        last = torch.zeros(batch, self.item_count).scatter_reduce(
+            1, prefix, position[:, :start], reduce="amax"
+        )
+        recent = item_seq[:, start:, None]
+        shape = (batch, window, self.item_count)
+        steps = torch.zeros(shape).scatter(2, recent, present[:, start:, None])
+        marks = torch.zeros(shape).scatter(2, recent, position[:, start:, None])
+        counts_at = counts[:, None, :] + steps.cumsum(dim=1)
+        last_at = torch.maximum(last[:, None, :], marks.cummax(dim=1).values)
+        now = torch.arange(start + 1, length + 1, dtype=torch.float32)[None, :, None]
+        return _features(counts_at, last_at, now)[..., 1:]
+
+    def last_history_features(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Repeat features ``[B, F, V - 1]`` at the last position alone."""
+        batch, length = item_seq.shape
+        present = item_seq.ne(PADDING_INDEX).float()
+        position = torch.arange(1, length + 1, dtype=torch.float32) * present
+        counts = torch.zeros(batch, self.item_count).scatter_add(1, item_seq, present)
+        last = torch.zeros(batch, self.item_count).scatter_reduce(
+            1, item_seq, position, reduce="amax"
+        )
+        now = torch.full((1, 1), float(length))
+        return _features(counts, last, now)[..., 1:]
+
+    def product_logits(
+        self, hidden: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``[N, V - 1]`` of the products alone, index i for item i + 1.
+
+        ``hidden`` is ``[N, H]`` and ``features`` ``[N, F, V - 1]``.
+        """
+        products = self.item_embedding.weight[1:]
+        logits = torch.addmm(self.item_bias[1:], hidden, products.T)
+        weights = self.repeat_weights(hidden)
+        repeat: torch.Tensor = torch.einsum("nf,nfv->nv", weights, features)
+        return logits + repeat
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Scores ``[B, V]`` of the purchase after each history ``[B, history_len]``.
 
         Padding gets :data:`PADDING_SCORE`.
         """
-        scores = self.product_logits(hidden)
+        hidden = self.hidden_states(item_seq)[:, -1]
+        scores = self.product_logits(hidden, self.last_history_features(item_seq))
         padding = torch.full_like(scores[:, :1], PADDING_SCORE)
         return torch.cat([padding, scores], dim=1)
 
-    def product_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits ``[N, V - 1]`` of the products alone, index i for item i + 1."""
-        products = self.item_embedding.weight[1:]
-        return torch.addmm(self.item_bias[1:], hidden, products.T)
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Scores ``[B, V]`` of the purchase after each history ``[B, L]``."""
-        return self.item_scores(self.hidden_states(item_seq)[:, -1])
+HISTORY_FEATURES = ("log_count", "recency")
+
+
+def _features(
+    counts: torch.Tensor, last: torch.Tensor, now: torch.Tensor
+) -> torch.Tensor:
+    """Stack ``log1p(count)`` and ``1 / (1 + age)`` (0 if never) on dim -2."""
+    recency = torch.where(last > 0, 1.0 / (1.0 + now - last), torch.zeros_like(last))
+    return torch.stack([torch.log1p(counts), recency], dim=-2)
 
 
 def _gpt2_config(config: TrainingConfig) -> GPT2Config:
@@ -98,13 +168,13 @@ def _gpt2_config(config: TrainingConfig) -> GPT2Config:
 
 
 def to_torchscript(model: SequentialRecommender) -> torch.jit.ScriptModule:
-    """The model traced for serving: ``forward(item_seq[B, L]) -> [B, V]``.
+    """The model traced for serving: ``forward(item_seq[B, history_len]) -> [B, V]``.
 
     Traced on a batch with and without padding, so the attention mask stays
     in the graph.
     """
     model.eval()
-    length = model.max_len
+    length = model.history_len
     example = torch.ones(2, length, dtype=torch.long)
     example[0, : length // 2] = PADDING_INDEX
     with _quiet_tracing(), torch.no_grad():

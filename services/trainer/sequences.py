@@ -84,22 +84,31 @@ def left_pad(items: list[int], length: int, value: int = PADDING_INDEX) -> list[
 
 
 def training_windows(
-    histories: Iterable[list[int]], max_len: int
+    histories: Iterable[list[int]], max_len: int, history_len: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-item labels, ``[N, max_len]`` each, left-padded.
+    """Inputs ``[N, history_len]`` and next-item labels ``[N, max_len]``.
 
-    A history is cut from its end into windows of ``max_len + 1`` items that
-    overlap by one, so every purchase after a customer's first is a label
-    exactly once. Padding positions carry :data:`IGNORE_LABEL`.
+    A history is cut from its end into windows of ``max_len`` labels, so
+    every purchase after a customer's first is a label exactly once. The
+    inputs of a window are the ``history_len`` purchases before each label
+    window ends, left-padded; the labels line up with the last ``max_len``
+    inputs, each the purchase after its input. Padding positions carry
+    :data:`IGNORE_LABEL`. ``history_len`` defaults to ``max_len``.
     """
+    history_len = max_len if history_len is None else history_len
+    if history_len < max_len:
+        raise ValueError("history_len must be at least max_len")
     inputs: list[list[int]] = []
     labels: list[list[int]] = []
     for history in histories:
         end = len(history)
         while end >= 2:
-            window = history[max(0, end - max_len - 1) : end]
-            inputs.append(left_pad(window[:-1], max_len))
-            labels.append(left_pad(window[1:], max_len, IGNORE_LABEL))
+            inputs.append(
+                left_pad(history[max(0, end - 1 - history_len) : end - 1], history_len)
+            )
+            labels.append(
+                left_pad(history[max(1, end - max_len) : end], max_len, IGNORE_LABEL)
+            )
             end -= max_len
     if not inputs:
         raise SnapshotError("no customer has two purchases in the training split")

@@ -25,6 +25,7 @@ class TrainingConfig:
     """Hyperparameters of one training run; stored in every manifest."""
 
     max_len: int = 50
+    history_len: int = 200
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
@@ -42,6 +43,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.max_len < 2:
             raise ValueError("max_len must be at least 2")
+        if self.history_len < self.max_len:
+            raise ValueError("history_len must be at least max_len")
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be a multiple of num_heads")
         if not 0.0 <= self.dropout < 1.0:
@@ -119,6 +122,16 @@ class TrainerSettings:
     @property
     def snapshots_dir(self) -> Path:
         return self.state_dir / "snapshots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """Training curves, one TensorBoard run per version."""
+        return self.state_dir / "tensorboard"
+
+    @property
+    def refused_dir(self) -> Path:
+        """Versions the quality gate refused, kept for inspection, never served."""
+        return self.state_dir / "refused"
 
     @property
     def registry_dir(self) -> Path:

@@ -6,6 +6,10 @@ validation customers. Training stops when validation NDCG has not improved
 for ``patience_epochs`` epochs, after ``max_epochs``, or before an epoch
 that would not finish within ``max_training_seconds``; the best epoch's
 weights are kept.
+
+With a ``log_dir``, the loss of every batch and each epoch's loss and
+validation NDCG are written there as TensorBoard event files; with
+``progress``, each epoch shows a progress bar on stderr.
 """
 
 from __future__ import annotations
@@ -15,14 +19,22 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
 
 from trainer.errors import TrainingError
-from trainer.evaluation import EvaluationCase, ScoringRecommender, evaluate
+from trainer.evaluation import (
+    GATE_CANDIDATES,
+    EvaluationCase,
+    ScoringRecommender,
+    evaluate,
+)
 from trainer.model import SequentialRecommender
 from trainer.sequences import IGNORE_LABEL, ItemCatalogue, training_windows
 from trainer.settings import TrainingConfig
@@ -78,11 +90,13 @@ def train_recommender(
     *,
     on_epoch: EpochListener | None = None,
     clock: Clock = time.monotonic,
+    log_dir: Path | None = None,
+    progress: bool = False,
 ) -> TrainedModel:
     """Train on ``histories`` and keep the epoch best on ``validation``."""
     seed_everything(config.seed)
     started = clock()
-    inputs, labels = training_windows(histories, config.max_len)
+    inputs, labels = training_windows(histories, config.max_len, config.history_len)
     model = SequentialRecommender(len(catalogue), config)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -100,16 +114,21 @@ def train_recommender(
         logger.warning("no validation customers; choosing the epoch by its loss")
     best_state = copy.deepcopy(model.state_dict())
     stop_reason = "max_epochs"
+    curves = _Curves(log_dir)
     for epoch in range(1, config.max_epochs + 1):
         epoch_started = clock()
         if epochs and _would_overrun(epochs[-1].seconds, started, clock, config):
             stop_reason = "time_budget"
             break
 
-        loss = _fit_one_epoch(model, optimiser, inputs, labels, config, shuffler)
+        batches = _batches(len(inputs), config.batch_size, shuffler)
+        if progress:
+            batches = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False)
+        loss = _fit_one_epoch(model, optimiser, inputs, labels, batches, curves)
         ndcg = _validation_ndcg(model, validation, catalogue, config)
         record = EpochRecord(epoch, loss, ndcg, clock() - epoch_started)
         epochs.append(record)
+        curves.epoch(record)
         logger.info("epoch %d done", epoch, extra=dataclasses.asdict(record))
         if on_epoch is not None:
             on_epoch(record)
@@ -120,6 +139,7 @@ def train_recommender(
             stop_reason = "no_improvement"
             break
 
+    curves.close()
     model.load_state_dict(best_state)
     model.eval()
     return TrainedModel(
@@ -143,25 +163,60 @@ def _best_epoch(epochs: Sequence[EpochRecord]) -> int:
     return best.epoch
 
 
+class _Curves:
+    """Training curves as TensorBoard event files, or nothing without a dir."""
+
+    def __init__(self, log_dir: Path | None) -> None:
+        self._writer = None if log_dir is None else SummaryWriter(str(log_dir))
+        self._step = 0
+
+    def batch(self, loss: float) -> None:
+        self._step += 1
+        if self._writer is not None:
+            self._writer.add_scalar("loss/batch", loss, self._step)
+
+    def epoch(self, record: EpochRecord) -> None:
+        if self._writer is None:
+            return
+        self._writer.add_scalar("loss/epoch", record.train_loss, record.epoch)
+        if record.validation_ndcg is not None:
+            self._writer.add_scalar(
+                "validation/ndcg", record.validation_ndcg, record.epoch
+            )
+        self._writer.add_scalar("seconds/epoch", record.seconds, record.epoch)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _batches(
+    count: int, batch_size: int, shuffler: torch.Generator
+) -> list[torch.Tensor]:
+    order = torch.randperm(count, generator=shuffler)
+    return list(torch.split(order, batch_size))
+
+
 def _fit_one_epoch(
     model: SequentialRecommender,
     optimiser: torch.optim.Optimizer,
     inputs: torch.Tensor,
     labels: torch.Tensor,
-    config: TrainingConfig,
-    shuffler: torch.Generator,
+    batches: Iterable[torch.Tensor],
+    curves: _Curves,
 ) -> float:
     model.train()
-    order = torch.randperm(len(inputs), generator=shuffler)
     total_loss, total_labels = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
-        batch = order[start : start + config.batch_size]
+    for batch in batches:
+        batch_inputs = inputs[batch]
         batch_labels = labels[batch]
         labelled = batch_labels.ne(IGNORE_LABEL)
 
-        hidden = model.hidden_states(inputs[batch])[labelled]
+        hidden = model.hidden_states(batch_inputs)[labelled]
+        features = model.history_features(batch_inputs)[labelled]
         loss = nn.functional.cross_entropy(
-            model.product_logits(hidden), batch_labels[labelled] - 1
+            model.product_logits(hidden, features), batch_labels[labelled] - 1
         )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
@@ -170,6 +225,7 @@ def _fit_one_epoch(
         count = int(labelled.sum())
         total_loss += loss.item() * count
         total_labels += count
+        curves.batch(loss.item())
     if not np.isfinite(total_loss):
         raise TrainingError("training loss is not finite")
     return total_loss / max(total_labels, 1)
@@ -184,5 +240,13 @@ def _validation_ndcg(
     if not validation:
         return None
     model.eval()
-    recommender = ScoringRecommender(model, config.max_len, config.eval_batch_size)
-    return evaluate(recommender, validation, catalogue, config.cutoff).ndcg
+    recommender = ScoringRecommender(model, config.history_len)
+    evaluation = evaluate(
+        recommender,
+        validation,
+        catalogue,
+        (config.cutoff,),
+        GATE_CANDIDATES,
+        batch_size=config.eval_batch_size,
+    )
+    return evaluation.at[config.cutoff].ndcg
