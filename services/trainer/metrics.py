@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from trainer.evaluation import METRIC_NAMES, RankingQuality
-
-RECOMMENDERS = ("model", "baseline_popularity")
+from trainer.evaluation import METRIC_NAMES, Evaluation
 
 
 class TrainerMetrics:
@@ -30,13 +28,20 @@ class TrainerMetrics:
         )
         self.quality = Gauge(
             "recops_trainer_test_quality",
-            "Ranking quality on the test split of the last model trained.",
-            ["recommender", "metric"],
+            "Ranking quality on the test split of the last run, by recommender "
+            "(the model, each baseline, the serving model), candidates "
+            "(repeats or new_items) and metric.",
+            ["recommender", "candidates", "metric"],
             registry=registry,
         )
         self.models_published = Counter(
             "recops_trainer_models_published",
             "Model versions announced on the model-ready topic.",
+            registry=registry,
+        )
+        self.models_refused = Counter(
+            "recops_trainer_models_refused",
+            "Candidate versions the quality gate refused.",
             registry=registry,
         )
         self.publish_failures = Counter(
@@ -45,8 +50,10 @@ class TrainerMetrics:
             registry=registry,
         )
 
-    def record_quality(self, recommender: str, quality: RankingQuality) -> None:
-        """Set the test-quality gauges of one recommender."""
-        for name in METRIC_NAMES:
-            metric = f"{name}@{quality.cutoff}"
-            self.quality.labels(recommender, metric).set(getattr(quality, name))
+    def record_quality(self, recommender: str, evaluation: Evaluation) -> None:
+        """Set the test-quality gauges of one recommender, at every cutoff."""
+        candidates = evaluation.candidates.value
+        for cutoff, quality in evaluation.at.items():
+            for name in METRIC_NAMES:
+                gauge = self.quality.labels(recommender, candidates, f"{name}@{cutoff}")
+                gauge.set(getattr(quality, name))
