@@ -19,6 +19,8 @@ LATENCY_BUCKETS_SECONDS = (
     2.5,
 )
 
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
 
 class InferenceMetrics:
     """Every metric the inference service exposes."""
@@ -35,6 +37,17 @@ class InferenceMetrics:
             "Time from receiving a request to having its answer, by method.",
             ["method"],
             buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "recops_inference_batch_size",
+            "Requests scored together in one call to the model.",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "recops_inference_queue_depth",
+            "Requests waiting to join a batch.",
             registry=registry,
         )
         self.serving_model = Info(

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import torch
 
-from inference.errors import InvalidRequestError, NotReadyError
+from inference.errors import InferenceError, InvalidRequestError, NotReadyError
 from inference.history import PurchaseHistory
 from inference.model import PADDING_INDEX, ModelHolder, ServingModel
 
@@ -55,6 +55,16 @@ class Recommendation:
         return self.fallback_reason is not None
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ShopperQuery:
+    """One checked Recommend request, named by its request id."""
+
+    request_id: str
+    user_id: str
+    k: int
+    exclude: frozenset[str] = frozenset()
+
+
 def check_request(user_id: str, k: int, exclude: Collection[str]) -> None:
     """Refuse a request that breaks the API's rules."""
     if not user_id.strip():
@@ -65,6 +75,10 @@ def check_request(user_id: str, k: int, exclude: Collection[str]) -> None:
         raise InvalidRequestError(
             f"exclude may list at most {MAX_EXCLUDED_ITEMS} items, got {len(exclude)}"
         )
+
+
+# Answers to a batch of queries, or why one could not be answered, by request id.
+RankedBatch = dict[str, Recommendation | InferenceError]
 
 
 class Recommender:
@@ -83,62 +97,103 @@ class Recommender:
     ) -> Recommendation:
         """The ``k`` products ``user_id`` is most likely to buy next."""
         check_request(user_id, k, exclude)
-        excluded = frozenset(exclude)
+        query = ShopperQuery(
+            request_id="", user_id=user_id, k=k, exclude=frozenset(exclude)
+        )
+        answer = self.recommend_batch([query])[query.request_id]
+        if isinstance(answer, InferenceError):
+            raise answer
+        return answer
+
+    def recommend_batch(self, queries: Sequence[ShopperQuery]) -> RankedBatch:
+        """Answers for several checked queries, scored together, by request id.
+
+        A shopper's answer does not depend on who else is in the batch: every
+        sequence is padded to the model's full length, and every row's top
+        items are taken to the same depth.
+        """
         model = self._holder.current
         if model is None:
-            return self._popular(None, k, excluded, FallbackReason.NO_MODEL)
+            return {
+                query.request_id: self._popular(None, query, FallbackReason.NO_MODEL)
+                for query in queries
+            }
 
-        sequence = model_sequence(model, self._history.recent(user_id))
-        if not sequence:
-            return self._popular(model, k, excluded, FallbackReason.NO_HISTORY)
-        items = self._ranked_by_model(model, sequence, k, excluded)
-        return Recommendation(items=items, model_version=model.version)
+        answers: RankedBatch = {}
+        sequences: dict[str, list[int]] = {}
+        for query in queries:
+            sequence = model_sequence(model, self._history.recent(query.user_id))
+            if sequence:
+                sequences[query.request_id] = sequence
+            else:
+                answers[query.request_id] = self._popular(
+                    model, query, FallbackReason.NO_HISTORY
+                )
+        scored = [query for query in queries if query.request_id in sequences]
+        if scored:
+            answers.update(self._ranked_by_model(model, scored, sequences))
+        return answers
 
     def _ranked_by_model(
         self,
         model: ServingModel,
-        sequence: list[int],
-        k: int,
-        excluded: frozenset[str],
-    ) -> tuple[RecommendedItem, ...]:
-        item_seq = torch.zeros((1, model.max_len), dtype=torch.long)
-        item_seq[0, model.max_len - len(sequence) :] = torch.tensor(sequence)
-        scores = model.scorer.score(item_seq)[0].float()
+        queries: Sequence[ShopperQuery],
+        sequences: Mapping[str, list[int]],
+    ) -> RankedBatch:
+        item_seq = torch.zeros((len(queries), model.max_len), dtype=torch.long)
+        for row, query in enumerate(queries):
+            sequence = sequences[query.request_id]
+            item_seq[row, model.max_len - len(sequence) :] = torch.tensor(sequence)
+        scores = model.scorer.score(item_seq).float()
 
         masked = torch.nan_to_num(scores, nan=-math.inf)
-        blocked = [
-            PADDING_INDEX,
-            *(model.index_of[i] for i in excluded if i in model.index_of),
-        ]
-        masked[torch.tensor(blocked, device=masked.device)] = -math.inf
-        top = torch.topk(masked, min(k, model.item_count))
-        return tuple(
+        masked[:, PADDING_INDEX] = -math.inf
+        rows, columns = excluded_cells(model, queries)
+        if rows:
+            device = masked.device
+            masked[
+                torch.tensor(rows, device=device), torch.tensor(columns, device=device)
+            ] = -math.inf
+        # One depth for every row, so ties break the same in any batch.
+        top = torch.topk(masked, min(MAX_K, model.item_count), dim=1)
+        values, indices = top.values.tolist(), top.indices.tolist()
+
+        return {
+            query.request_id: Recommendation(
+                items=self._items(model, values[row], indices[row], query.k),
+                model_version=model.version,
+            )
+            for row, query in enumerate(queries)
+        }
+
+    @staticmethod
+    def _items(
+        model: ServingModel, scores: list[float], indices: list[int], k: int
+    ) -> tuple[RecommendedItem, ...]:
+        ranked = [
             RecommendedItem(
                 item_id=model.item_ids[index],
                 score=score,
                 description=model.item_descriptions[index],
             )
-            for score, index in zip(
-                top.values.tolist(), top.indices.tolist(), strict=True
-            )
+            for score, index in zip(scores, indices, strict=True)
             if math.isfinite(score)
-        )
+        ]
+        return tuple(ranked[:k])
 
     def _popular(
-        self,
-        model: ServingModel | None,
-        k: int,
-        excluded: frozenset[str],
-        reason: FallbackReason,
-    ) -> Recommendation:
+        self, model: ServingModel | None, query: ShopperQuery, reason: FallbackReason
+    ) -> Recommendation | InferenceError:
         chosen: dict[str, RecommendedItem] = {}
         for item in self._popular_candidates(model):
-            if item.item_id not in excluded and item.item_id not in chosen:
+            if item.item_id not in query.exclude and item.item_id not in chosen:
                 chosen[item.item_id] = item
-                if len(chosen) == k:
+                if len(chosen) == query.k:
                     break
         if not chosen and model is None:
-            raise NotReadyError("no model has loaded and no purchase has been seen yet")
+            return NotReadyError(
+                "no model has loaded and no purchase has been seen yet"
+            )
         return Recommendation(
             items=tuple(chosen.values()),
             model_version=POPULARITY_VERSION,
@@ -176,3 +231,18 @@ def model_sequence(model: ServingModel, recent_items: Collection[str]) -> list[i
     """The model's indices for the shopper's known purchases, last ``max_len``."""
     indices = [model.index_of[i] for i in recent_items if i in model.index_of]
     return indices[-model.max_len :]
+
+
+def excluded_cells(
+    model: ServingModel, queries: Sequence[ShopperQuery]
+) -> tuple[list[int], list[int]]:
+    """Rows and item indices of every excluded item the model knows."""
+    rows: list[int] = []
+    columns: list[int] = []
+    for row, query in enumerate(queries):
+        for item_id in query.exclude:
+            index = model.index_of.get(item_id)
+            if index is not None:
+                rows.append(row)
+                columns.append(index)
+    return rows, columns

@@ -27,12 +27,13 @@ from recops.v1 import storefront_pb2_grpc
 from eventbus import KafkaSettings
 from eventbus.topics import Topic
 from inference.artifact import load_model
+from inference.batching import MicroBatcher
 from inference.feeds import KafkaRecordSource, TopicTail
 from inference.history import PurchaseHistory, PurchaseHistoryFeed
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
 from inference.model_feed import ModelFeed
-from inference.recommender import Recommender
+from inference.recommender import Recommendation, Recommender, ShopperQuery
 from inference.service import SERVICE_NAME, StorefrontService
 from inference.settings import InferenceSettings
 
@@ -77,6 +78,14 @@ class InferenceServer:
         self._scoring_executor = ThreadPoolExecutor(
             settings.scoring_threads, thread_name_prefix="scoring"
         )
+        self.batcher = MicroBatcher[ShopperQuery, Recommendation](
+            self.recommender.recommend_batch,
+            executor=self._scoring_executor,
+            metrics=self.metrics,
+            max_batch_size=settings.max_batch_size,
+            max_delay_seconds=settings.max_batch_delay_seconds,
+            concurrent_batches=settings.scoring_threads,
+        )
         self._tails = self._build_tails(kafka)
         self._health: health.aio.HealthServicer | None = None
         self._grpc: grpc.aio.Server | None = None
@@ -115,6 +124,7 @@ class InferenceServer:
         self._start_metrics_endpoint()
         for tail in self._tails:
             tail.start()
+        await self.batcher.start()
         health_servicer = await self._start_grpc()
         self._readiness = asyncio.create_task(self._serve_when_ready(health_servicer))
         logger.info(
@@ -140,6 +150,7 @@ class InferenceServer:
             await self._health.enter_graceful_shutdown()
         if self._grpc is not None:
             await self._grpc.stop(self.settings.shutdown_grace_seconds)
+        await self.batcher.stop()
         await asyncio.to_thread(self._stop_background_work)
         logger.info("stopped")
 
@@ -148,10 +159,7 @@ class InferenceServer:
         # Without SO_REUSEPORT a second server on the same port fails to start
         # instead of silently sharing the port.
         self._grpc = server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        _add_storefront_servicer(
-            StorefrontService(self.recommender, self.metrics, self._scoring_executor),
-            server,
-        )
+        _add_storefront_servicer(StorefrontService(self.batcher, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from typing import TypeVar
 
 import grpc
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
+from inference.batching import MicroBatcher
 from inference.errors import (
     ArtifactRejectedError,
     InferenceError,
@@ -23,7 +22,7 @@ from inference.errors import (
     UnsupportedError,
 )
 from inference.metrics import InferenceMetrics
-from inference.recommender import Recommendation, Recommender
+from inference.recommender import Recommendation, ShopperQuery, check_request
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,7 @@ _STATUS_CODES: tuple[tuple[type[InferenceError], grpc.StatusCode], ...] = (
 )
 
 Response = TypeVar("Response")
+RecommendBatcher = MicroBatcher[ShopperQuery, Recommendation]
 
 
 def status_code_of(error: BaseException) -> grpc.StatusCode:
@@ -51,17 +51,11 @@ def status_code_of(error: BaseException) -> grpc.StatusCode:
 
 
 class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
-    """Answers Recommend from a :class:`Recommender`; Search is not served yet."""
+    """Answers Recommend through a batcher; Search is not served yet."""
 
-    def __init__(
-        self,
-        recommender: Recommender,
-        metrics: InferenceMetrics,
-        scoring_executor: Executor,
-    ) -> None:
-        self._recommender = recommender
+    def __init__(self, batcher: RecommendBatcher, metrics: InferenceMetrics) -> None:
+        self._batcher = batcher
         self._metrics = metrics
-        self._scoring_executor = scoring_executor
 
     async def Recommend(
         self,
@@ -69,13 +63,16 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
         context: grpc.aio.ServicerContext,
     ) -> storefront_pb2.RecommendResponse:
         request_id = uuid.uuid4().hex
-        rank = functools.partial(
-            self._recommender.recommend, request.user_id, request.k, request.exclude
-        )
 
         async def answer() -> storefront_pb2.RecommendResponse:
-            loop = asyncio.get_running_loop()
-            recommendation = await loop.run_in_executor(self._scoring_executor, rank)
+            check_request(request.user_id, request.k, request.exclude)
+            query = ShopperQuery(
+                request_id=request_id,
+                user_id=request.user_id,
+                k=request.k,
+                exclude=frozenset(request.exclude),
+            )
+            recommendation = await self._batcher.submit(query)
             self._count_fallback(recommendation)
             return to_response(recommendation, request_id)
 

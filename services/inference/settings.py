@@ -11,6 +11,8 @@ from inference.errors import SettingsError
 
 PREFIX = "RECOPS_INFERENCE_"
 DEVICES = ("auto", "cpu", "cuda")
+MAX_BATCH_SIZE = 1024
+MAX_BATCH_DELAY_SECONDS = 1.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -19,7 +21,9 @@ class InferenceSettings:
 
     ``grpc_port`` and ``metrics_port`` 0 pick a free port. ``history_max_items``
     is how many recent purchases are kept per shopper. ``device`` ``auto``
-    scores on CUDA when torch sees a GPU, else on the CPU.
+    scores on CUDA when torch sees a GPU, else on the CPU. A batch is scored
+    once it holds ``max_batch_size`` requests or its oldest request has
+    waited ``max_batch_delay_seconds``; ``scoring_threads`` batches at once.
     """
 
     grpc_host: str = "127.0.0.1"
@@ -30,6 +34,8 @@ class InferenceSettings:
     history_max_items: int = 50
     device: str = "auto"
     scoring_threads: int = 2
+    max_batch_size: int = 32
+    max_batch_delay_seconds: float = 0.002
     poll_timeout_seconds: float = 0.5
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
@@ -53,6 +59,16 @@ class InferenceSettings:
             raise SettingsError("history_max_items must be at least 1")
         if self.scoring_threads < 1:
             raise SettingsError("scoring_threads must be at least 1")
+        if not 1 <= self.max_batch_size <= MAX_BATCH_SIZE:
+            raise SettingsError(
+                f"max_batch_size must be within 1..{MAX_BATCH_SIZE}, "
+                f"got {self.max_batch_size}"
+            )
+        if not 0 <= self.max_batch_delay_seconds <= MAX_BATCH_DELAY_SECONDS:
+            raise SettingsError(
+                "max_batch_delay_seconds must be within "
+                f"0..{MAX_BATCH_DELAY_SECONDS}, got {self.max_batch_delay_seconds}"
+            )
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {DEVICES}, got {self.device}")
         if self.poll_timeout_seconds <= 0:

@@ -42,6 +42,32 @@ class FixedScores(torch.nn.Module):
         return self.scores.unsqueeze(0).expand(item_seq.shape[0], -1)
 
 
+class MeanOfPurchases(torch.nn.Module):
+    """Scores items by the mean of the shopper's purchases; padding ignored."""
+
+    def __init__(self, item_count: int, dim: int = 16, seed: int = 11) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        items = torch.randn(item_count, dim, generator=generator)
+        items[0] = 0.0
+        self.items = torch.nn.Parameter(items)
+        self.mix = torch.nn.Parameter(torch.randn(dim, dim, generator=generator))
+        self.bias = torch.nn.Parameter(torch.randn(item_count, generator=generator))
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        known = (item_seq != 0).unsqueeze(-1).to(self.items.dtype)
+        summed = (self.items[item_seq] * known).sum(dim=1)
+        shopper = torch.tanh(summed / known.sum(dim=1).clamp(min=1.0) @ self.mix)
+        return shopper @ self.items.T + self.bias
+
+
+def traced(module: torch.nn.Module, max_len: int) -> torch.jit.ScriptModule:
+    example = torch.ones((2, max_len), dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.trace(module, example)  # type: ignore[no-untyped-call]
+
+
 class RecordingScorer:
     """A scorer that returns fixed scores and keeps every input it saw."""
 

@@ -1,14 +1,34 @@
+import asyncio
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import torch
-from inference_fakes import ITEM_IDS, MAX_LEN, RecordingScorer, serving_model
+from inference_fakes import (
+    ITEM_IDS,
+    MAX_LEN,
+    MeanOfPurchases,
+    RecordingScorer,
+    serving_model,
+    traced,
+)
 
+from inference.artifact import ArtifactMetadata, load_model, write_artifact
+from inference.batching import MicroBatcher
 from inference.errors import InvalidRequestError, NotReadyError
 from inference.history import PurchaseHistory
+from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder, ServingModel
-from inference.recommender import POPULARITY_VERSION, FallbackReason, Recommender
+from inference.recommender import (
+    POPULARITY_VERSION,
+    FallbackReason,
+    Recommendation,
+    Recommender,
+    ShopperQuery,
+)
+from inference.server import scoring_device
 
 SHOPPER = "17850"
 
@@ -207,3 +227,125 @@ def test_with_no_model_and_no_purchases_recommend_is_not_ready() -> None:
     with pytest.raises(NotReadyError) as raised:
         recommender.recommend(SHOPPER, 3)
     assert raised.value.retriable
+
+
+# The same answer alone or in any batch, from a real traced model
+
+# Float32 sums may run in another order in a bigger batch; scores agree to this.
+SCORE_TOLERANCE = {"rel": 1e-5, "abs": 1e-6}
+WIDE_CATALOGUE = ("", *(f"2{n:04d}" for n in range(1, 61)))
+WIDE_MAX_LEN = 6
+
+
+@pytest.fixture
+def traced_recommender(tmp_path: Path) -> Recommender:
+    """A traced model of 60 items; twelve shoppers with 1 to 9 purchases each."""
+    metadata = ArtifactMetadata(
+        model_name="sequential-recommender",
+        version="20261204T101500Z-5e9f0a11",
+        max_len=WIDE_MAX_LEN,
+        item_ids=WIDE_CATALOGUE,
+        item_descriptions=tuple(f"item {i}" for i in WIDE_CATALOGUE),
+        popular_items=(1, 2, 3),
+    )
+    module = traced(MeanOfPurchases(len(WIDE_CATALOGUE)), WIDE_MAX_LEN)
+    ready = write_artifact(module, metadata, tmp_path / "model.pt")
+    holder = ModelHolder()
+    holder.swap(load_model(ready, scoring_device("auto")))
+
+    history = PurchaseHistory(max_items_per_user=20)
+    rng = random.Random(3)
+    for shopper in range(12):
+        for item_id in rng.sample(WIDE_CATALOGUE[1:], shopper % 9 + 1):
+            history.record(f"1{shopper:04d}", item_id)
+    return Recommender(holder, history)
+
+
+def wide_queries() -> list[ShopperQuery]:
+    rng = random.Random(5)
+    queries = [
+        ShopperQuery(
+            request_id=f"q{shopper}",
+            user_id=f"1{shopper:04d}",
+            k=rng.randint(1, 20),
+            exclude=frozenset(rng.sample(WIDE_CATALOGUE[1:], shopper % 4)),
+        )
+        for shopper in range(12)
+    ]
+    # The same shopper twice in one batch, asking differently.
+    queries.append(ShopperQuery(request_id="q0-again", user_id="10000", k=40))
+    return queries
+
+
+def assert_same_answer(got: object, alone: object) -> None:
+    assert isinstance(got, Recommendation)
+    assert isinstance(alone, Recommendation)
+    assert [i.item_id for i in got.items] == [i.item_id for i in alone.items]
+    assert [i.score for i in got.items] == pytest.approx(
+        [i.score for i in alone.items], **SCORE_TOLERANCE
+    )
+    assert got.model_version == alone.model_version
+
+
+def test_a_shoppers_answer_is_the_same_alone_or_in_any_batch(
+    traced_recommender: Recommender,
+) -> None:
+    queries = wide_queries()
+    alone = {
+        q.request_id: traced_recommender.recommend_batch([q])[q.request_id]
+        for q in queries
+    }
+    rng = random.Random(8)
+    batches = [queries, queries[::-1], queries[:2], queries[5:9]]
+    batches += [rng.sample(queries, rng.randint(2, len(queries))) for _ in range(4)]
+
+    for batch in batches:
+        answers = traced_recommender.recommend_batch(batch)
+
+        assert set(answers) == {q.request_id for q in batch}
+        for query in batch:
+            assert_same_answer(answers[query.request_id], alone[query.request_id])
+
+
+def test_the_traced_model_answers_each_shopper_differently(
+    traced_recommender: Recommender,
+) -> None:
+    answers = traced_recommender.recommend_batch(wide_queries())
+
+    firsts = {
+        answer.items[0].item_id
+        for answer in answers.values()
+        if isinstance(answer, Recommendation)
+    }
+    assert len(firsts) > 3  # a mix-up between rows could not go unseen
+
+
+def test_batched_callers_each_get_their_own_answer_through_the_batcher(
+    traced_recommender: Recommender, metrics: InferenceMetrics
+) -> None:
+    queries = wide_queries()
+    alone = {
+        q.request_id: traced_recommender.recommend_batch([q])[q.request_id]
+        for q in queries
+    }
+
+    async def all_at_once() -> list[Recommendation]:
+        with ThreadPoolExecutor(2) as executor:
+            batcher = MicroBatcher[ShopperQuery, Recommendation](
+                traced_recommender.recommend_batch,
+                executor=executor,
+                metrics=metrics,
+                max_batch_size=5,
+                max_delay_seconds=0.0,
+                concurrent_batches=2,
+            )
+            await batcher.start()
+            try:
+                return list(await asyncio.gather(*map(batcher.submit, queries)))
+            finally:
+                await batcher.stop()
+
+    answers = asyncio.run(all_at_once())
+
+    for query, answer in zip(queries, answers, strict=True):
+        assert_same_answer(answer, alone[query.request_id])

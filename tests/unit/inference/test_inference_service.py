@@ -8,6 +8,7 @@ from inference_fakes import count, serving_model
 from prometheus_client import CollectorRegistry
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
+from inference.batching import MicroBatcher
 from inference.errors import (
     ArtifactRejectedError,
     InvalidRequestError,
@@ -18,7 +19,7 @@ from inference.errors import (
 from inference.history import PurchaseHistory
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
-from inference.recommender import Recommender
+from inference.recommender import Recommendation, Recommender, ShopperQuery
 from inference.service import StorefrontService, status_code_of
 
 Call = Callable[[storefront_pb2_grpc.StorefrontStub], Awaitable[object]]
@@ -51,16 +52,25 @@ def call_in_process(
     async def serve_and_call() -> object:
         server = grpc.aio.server()
         with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher[ShopperQuery, Recommendation](
+                recommender.recommend_batch,
+                executor=executor,
+                metrics=metrics,
+                max_batch_size=8,
+                max_delay_seconds=0.0,
+            )
             storefront_pb2_grpc.add_StorefrontServicer_to_server(
-                StorefrontService(recommender, metrics, executor), server
+                StorefrontService(batcher, metrics), server
             )
             port = server.add_insecure_port("127.0.0.1:0")
+            await batcher.start()
             await server.start()
             try:
                 async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                     return await call(storefront_pb2_grpc.StorefrontStub(channel))
             finally:
                 await server.stop(None)
+                await batcher.stop()
 
     return asyncio.run(serve_and_call())
 

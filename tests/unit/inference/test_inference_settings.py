@@ -38,6 +38,9 @@ def test_settings_are_read_from_prefixed_variables() -> None:
         ("HISTORY_MAX_ITEMS", "0", "history_max_items"),
         ("DEVICE", "tpu", "device"),
         ("POLL_TIMEOUT_SECONDS", "0", "poll_timeout_seconds"),
+        ("MAX_BATCH_SIZE", "0", "max_batch_size"),
+        ("MAX_BATCH_DELAY_SECONDS", "-0.001", "max_batch_delay_seconds"),
+        ("MAX_BATCH_DELAY_SECONDS", "nan", "max_batch_delay_seconds"),
     ],
 )
 def test_a_value_the_service_cannot_use_is_refused(

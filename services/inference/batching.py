@@ -1,0 +1,189 @@
+"""Dynamic micro-batching: concurrent requests scored together in one call.
+
+Requests wait in arrival order. A batch leaves when it holds
+``max_batch_size`` requests, or when its oldest request has waited
+``max_delay_seconds``, whichever comes first. It is scored in a worker thread,
+so the event loop keeps taking calls while the model runs, and each answer
+goes back to the caller whose request id it carries, never by its place in
+the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Generic, Protocol, TypeVar
+
+from inference.errors import InferenceError, NotReadyError
+from inference.metrics import InferenceMetrics
+
+logger = logging.getLogger(__name__)
+
+
+class Batchable(Protocol):
+    """A request that names itself, so its answer can find its way back."""
+
+    @property
+    def request_id(self) -> str: ...
+
+
+Request = TypeVar("Request", bound=Batchable)
+Answer = TypeVar("Answer")
+
+# Scores one batch; answers (or the error for one request) by request id.
+BatchScorer = Callable[[Sequence[Request]], Mapping[str, Answer | InferenceError]]
+
+
+class MissingAnswerError(InferenceError):
+    """The scorer returned no answer for a request it was given."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Waiting(Generic[Request, Answer]):
+    request: Request
+    future: asyncio.Future[Answer]
+    arrived_at: float
+
+
+class MicroBatcher(Generic[Request, Answer]):
+    """Collects requests into batches and scores them off the event loop.
+
+    ``concurrent_batches`` batches may be scored at once, each in a thread of
+    ``executor``; while all are busy, arrivals wait and form the next batch.
+    """
+
+    def __init__(
+        self,
+        score_batch: BatchScorer[Request, Answer],
+        *,
+        executor: Executor,
+        metrics: InferenceMetrics,
+        max_batch_size: int,
+        max_delay_seconds: float,
+        concurrent_batches: int = 1,
+    ) -> None:
+        self._score_batch = score_batch
+        self._executor = executor
+        self._metrics = metrics
+        self._max_batch_size = max_batch_size
+        self._max_delay_seconds = max_delay_seconds
+        self._free_workers = asyncio.Semaphore(concurrent_batches)
+        self._waiting: dict[str, _Waiting[Request, Answer]] = {}
+        self._arrived = asyncio.Event()
+        self._collector: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a batch, not counting those being scored."""
+        return len(self._waiting)
+
+    async def start(self) -> None:
+        """Begin forming batches on the running event loop."""
+        self._collector = asyncio.create_task(self._collect(), name="batcher")
+
+    async def stop(self) -> None:
+        """Stop forming batches; fail whatever still waits as not ready."""
+        tasks = [t for t in (self._collector, *self._batches) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._collector = None
+        for waiting in self._waiting.values():
+            if not waiting.future.done():
+                waiting.future.set_exception(NotReadyError("the server is stopping"))
+        self._waiting.clear()
+        self._metrics.queue_depth.set(0)
+
+    async def submit(self, request: Request) -> Answer:
+        """Queue ``request`` for the next batch and wait for its answer."""
+        if self._collector is None:
+            raise NotReadyError("the server is not taking requests")
+        if request.request_id in self._waiting:
+            raise ValueError(f"request id {request.request_id} is already waiting")
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting[Request, Answer](request, loop.create_future(), loop.time())
+        self._waiting[request.request_id] = waiting
+        self._metrics.queue_depth.set(len(self._waiting))
+        self._arrived.set()
+        return await waiting.future
+
+    async def _collect(self) -> None:
+        while True:
+            await self._free_workers.acquire()
+            try:
+                batch = await self._next_batch()
+            except BaseException:
+                self._free_workers.release()
+                raise
+            task = asyncio.create_task(self._score(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _next_batch(self) -> list[_Waiting[Request, Answer]]:
+        """Wait until a batch is full or its oldest request has waited enough."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._waiting:
+                self._arrived.clear()
+                await self._arrived.wait()
+            oldest = next(iter(self._waiting.values()))
+            flush_at = oldest.arrived_at + self._max_delay_seconds
+            while len(self._waiting) < self._max_batch_size:
+                remaining = flush_at - loop.time()
+                if remaining <= 0 or not self._waiting:
+                    break
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+            batch = self._take()
+            if batch:
+                return batch
+
+    def _take(self) -> list[_Waiting[Request, Answer]]:
+        """Remove up to one batch of requests from the front of the queue."""
+        batch = [
+            self._waiting.pop(request_id)
+            for request_id in list(self._waiting)[: self._max_batch_size]
+        ]
+        self._metrics.queue_depth.set(len(self._waiting))
+        return batch
+
+    async def _score(self, batch: list[_Waiting[Request, Answer]]) -> None:
+        try:
+            requests = [waiting.request for waiting in batch]
+            self._metrics.batch_size.observe(len(requests))
+            loop = asyncio.get_running_loop()
+            try:
+                answers = await loop.run_in_executor(
+                    self._executor, self._score_batch, requests
+                )
+            except Exception as exc:  # the whole batch failed: every caller hears why
+                for waiting in batch:
+                    _settle(waiting.future, exc)
+                return
+            for waiting in batch:
+                answer = answers.get(waiting.request.request_id)
+                if answer is None:
+                    answer = MissingAnswerError(
+                        f"no answer for request {waiting.request.request_id}"
+                    )
+                _settle(waiting.future, answer)
+        finally:
+            self._free_workers.release()
+
+
+def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:
+    """Hand a caller its answer, unless it has gone away."""
+    if future.done():
+        return
+    if isinstance(answer, Exception):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
