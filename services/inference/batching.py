@@ -6,6 +6,12 @@ Requests wait in arrival order. A batch leaves when it holds
 so the event loop keeps taking calls while the model runs, and each answer
 goes back to the caller whose request id it carries, never by its place in
 the batch.
+
+The queue is bounded: past ``max_queue_size`` waiting requests a new one is
+refused at once, so callers hear "overloaded" instead of timing out. A
+request whose deadline passes while it waits is dropped before scoring, and
+a caller that goes away takes its request out of the queue. A batch already
+handed to the model runs to the end; answers nobody waits for are discarded.
 """
 
 from __future__ import annotations
@@ -14,11 +20,17 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Generic, Protocol, TypeVar
 
-from inference.errors import InferenceError, NotReadyError
+from inference.errors import (
+    DeadlineExceededError,
+    InferenceError,
+    NotReadyError,
+    OverloadedError,
+)
 from inference.metrics import InferenceMetrics
 
 logger = logging.getLogger(__name__)
@@ -47,6 +59,7 @@ class _Waiting(Generic[Request, Answer]):
     request: Request
     future: asyncio.Future[Answer]
     arrived_at: float
+    deadline: float | None  # on the batcher's clock
 
 
 class MicroBatcher(Generic[Request, Answer]):
@@ -54,6 +67,7 @@ class MicroBatcher(Generic[Request, Answer]):
 
     ``concurrent_batches`` batches may be scored at once, each in a thread of
     ``executor``; while all are busy, arrivals wait and form the next batch.
+    Deadlines are read on ``clock``, in seconds.
     """
 
     def __init__(
@@ -64,13 +78,17 @@ class MicroBatcher(Generic[Request, Answer]):
         metrics: InferenceMetrics,
         max_batch_size: int,
         max_delay_seconds: float,
+        max_queue_size: int = 256,
         concurrent_batches: int = 1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._score_batch = score_batch
         self._executor = executor
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_delay_seconds = max_delay_seconds
+        self._max_queue_size = max_queue_size
+        self._clock = clock
         self._free_workers = asyncio.Semaphore(concurrent_batches)
         self._waiting: dict[str, _Waiting[Request, Answer]] = {}
         self._arrived = asyncio.Event()
@@ -101,18 +119,50 @@ class MicroBatcher(Generic[Request, Answer]):
         self._waiting.clear()
         self._metrics.queue_depth.set(0)
 
-    async def submit(self, request: Request) -> Answer:
-        """Queue ``request`` for the next batch and wait for its answer."""
+    async def submit(
+        self, request: Request, *, time_left_seconds: float | None = None
+    ) -> Answer:
+        """Queue ``request`` for the next batch and wait for its answer.
+
+        ``time_left_seconds`` is how long the caller will wait; ``None`` for
+        as long as it takes.
+        """
         if self._collector is None:
             raise NotReadyError("the server is not taking requests")
         if request.request_id in self._waiting:
             raise ValueError(f"request id {request.request_id} is already waiting")
+        deadline = None
+        if time_left_seconds is not None:
+            if time_left_seconds <= 0:
+                self._metrics.dropped_requests.labels("deadline_exceeded").inc()
+                raise DeadlineExceededError("the deadline passed before queueing")
+            deadline = self._clock() + time_left_seconds
+        if len(self._waiting) >= self._max_queue_size:
+            self._metrics.shed_requests.inc()
+            waiting_now = len(self._waiting)
+            raise OverloadedError(
+                f"the queue is full ({waiting_now} requests waiting); retry later"
+            )
+
         loop = asyncio.get_running_loop()
-        waiting = _Waiting[Request, Answer](request, loop.create_future(), loop.time())
+        waiting = _Waiting[Request, Answer](
+            request, loop.create_future(), loop.time(), deadline
+        )
         self._waiting[request.request_id] = waiting
         self._metrics.queue_depth.set(len(self._waiting))
         self._arrived.set()
-        return await waiting.future
+        try:
+            return await waiting.future
+        except asyncio.CancelledError:
+            self._forget(waiting)
+            raise
+
+    def _forget(self, waiting: _Waiting[Request, Answer]) -> None:
+        """Free the slot of a caller that went away, if it is still queued."""
+        if self._waiting.get(waiting.request.request_id) is waiting:
+            del self._waiting[waiting.request.request_id]
+            self._metrics.queue_depth.set(len(self._waiting))
+            self._metrics.dropped_requests.labels("cancelled").inc()
 
     async def _collect(self) -> None:
         while True:
@@ -147,16 +197,27 @@ class MicroBatcher(Generic[Request, Answer]):
                 return batch
 
     def _take(self) -> list[_Waiting[Request, Answer]]:
-        """Remove up to one batch of requests from the front of the queue."""
-        batch = [
-            self._waiting.pop(request_id)
-            for request_id in list(self._waiting)[: self._max_batch_size]
-        ]
+        """Remove up to one batch from the front of the queue; drop the expired."""
+        batch: list[_Waiting[Request, Answer]] = []
+        now = self._clock()
+        while self._waiting and len(batch) < self._max_batch_size:
+            waiting = self._waiting.pop(next(iter(self._waiting)))
+            if waiting.deadline is not None and waiting.deadline <= now:
+                self._metrics.dropped_requests.labels("deadline_exceeded").inc()
+                _settle(
+                    waiting.future,
+                    DeadlineExceededError("the deadline passed while queued"),
+                )
+            else:
+                batch.append(waiting)
         self._metrics.queue_depth.set(len(self._waiting))
         return batch
 
     async def _score(self, batch: list[_Waiting[Request, Answer]]) -> None:
         try:
+            batch = [waiting for waiting in batch if not waiting.future.done()]
+            if not batch:
+                return
             requests = [waiting.request for waiting in batch]
             self._metrics.batch_size.observe(len(requests))
             loop = asyncio.get_running_loop()

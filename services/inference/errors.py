@@ -4,6 +4,8 @@ InferenceError          root; ``retriable`` says whether to try again
 ├── SettingsError       a setting cannot be read; fix the environment
 ├── InvalidRequestError the caller asked for something malformed; fix the request
 ├── NotReadyError       nothing to answer with yet; retry shortly
+├── OverloadedError     too many requests wait already; retry after a pause
+├── DeadlineExceededError the caller's deadline passed before scoring; give up
 ├── UnsupportedError    the method is not served by this version
 └── ArtifactRejectedError a model artifact failed a check; keep serving what runs
 
@@ -34,6 +36,16 @@ class NotReadyError(InferenceError):
     """Neither a model nor any purchase is known yet, so nothing can be ranked."""
 
     retriable = True
+
+
+class OverloadedError(InferenceError):
+    """The queue is full; the request is refused at once instead of timing out."""
+
+    retriable = True
+
+
+class DeadlineExceededError(InferenceError):
+    """The caller's deadline passed while the request waited to be scored."""
 
 
 class UnsupportedError(InferenceError):

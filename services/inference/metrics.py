@@ -50,6 +50,17 @@ class InferenceMetrics:
             "Requests waiting to join a batch.",
             registry=registry,
         )
+        self.shed_requests = Counter(
+            "recops_inference_shed_requests",
+            "Requests refused at once because the queue was full.",
+            registry=registry,
+        )
+        self.dropped_requests = Counter(
+            "recops_inference_dropped_requests",
+            "Queued requests given up before scoring, by why.",
+            ["reason"],
+            registry=registry,
+        )
         self.serving_model = Info(
             "recops_inference_serving_model",
             "The model version answering requests; popularity until one loads.",

@@ -84,6 +84,7 @@ class InferenceServer:
             metrics=self.metrics,
             max_batch_size=settings.max_batch_size,
             max_delay_seconds=settings.max_batch_delay_seconds,
+            max_queue_size=settings.max_queue_size,
             concurrent_batches=settings.scoring_threads,
         )
         self._tails = self._build_tails(kafka)

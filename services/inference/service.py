@@ -15,9 +15,11 @@ from recops.v1 import storefront_pb2, storefront_pb2_grpc
 from inference.batching import MicroBatcher
 from inference.errors import (
     ArtifactRejectedError,
+    DeadlineExceededError,
     InferenceError,
     InvalidRequestError,
     NotReadyError,
+    OverloadedError,
     SettingsError,
     UnsupportedError,
 )
@@ -31,6 +33,8 @@ SERVICE_NAME = storefront_pb2.DESCRIPTOR.services_by_name["Storefront"].full_nam
 _STATUS_CODES: tuple[tuple[type[InferenceError], grpc.StatusCode], ...] = (
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (UnsupportedError, grpc.StatusCode.UNIMPLEMENTED),
     (ArtifactRejectedError, grpc.StatusCode.INTERNAL),
     (SettingsError, grpc.StatusCode.INTERNAL),
@@ -72,7 +76,9 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
                 k=request.k,
                 exclude=frozenset(request.exclude),
             )
-            recommendation = await self._batcher.submit(query)
+            recommendation = await self._batcher.submit(
+                query, time_left_seconds=context.time_remaining()
+            )
             self._count_fallback(recommendation)
             return to_response(recommendation, request_id)
 

@@ -13,6 +13,7 @@ PREFIX = "RECOPS_INFERENCE_"
 DEVICES = ("auto", "cpu", "cuda")
 MAX_BATCH_SIZE = 1024
 MAX_BATCH_DELAY_SECONDS = 1.0
+MAX_QUEUE_SIZE = 100_000
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,7 @@ class InferenceSettings:
     scores on CUDA when torch sees a GPU, else on the CPU. A batch is scored
     once it holds ``max_batch_size`` requests or its oldest request has
     waited ``max_batch_delay_seconds``; ``scoring_threads`` batches at once.
+    Past ``max_queue_size`` waiting requests, new ones are refused at once.
     """
 
     grpc_host: str = "127.0.0.1"
@@ -36,6 +38,7 @@ class InferenceSettings:
     scoring_threads: int = 2
     max_batch_size: int = 32
     max_batch_delay_seconds: float = 0.002
+    max_queue_size: int = 256
     poll_timeout_seconds: float = 0.5
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
@@ -68,6 +71,11 @@ class InferenceSettings:
             raise SettingsError(
                 "max_batch_delay_seconds must be within "
                 f"0..{MAX_BATCH_DELAY_SECONDS}, got {self.max_batch_delay_seconds}"
+            )
+        if not 1 <= self.max_queue_size <= MAX_QUEUE_SIZE:
+            raise SettingsError(
+                f"max_queue_size must be within 1..{MAX_QUEUE_SIZE}, "
+                f"got {self.max_queue_size}"
             )
         if self.device not in DEVICES:
             raise SettingsError(f"device must be one of {DEVICES}, got {self.device}")

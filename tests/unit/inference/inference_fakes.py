@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from eventbus import encode
 from eventbus.contracts import BehaviourEvent, BehaviourType, ModelReady
 from inference.artifact import ArtifactMetadata
-from inference.model import ServingModel
+from inference.model import Scorer, ServingModel
 
 # Real stock codes and descriptions from the retail data.
 ITEM_IDS = ("", "85123A", "71053", "84406B", "84029G", "84029E", "22752", "21730")
@@ -84,6 +85,20 @@ class RecordingScorer:
         return self.scores.unsqueeze(0).expand(item_sequences.shape[0], -1)
 
 
+class GatedScorer(RecordingScorer):
+    """Scores only once a test opens its gate; says when a batch is waiting."""
+
+    def __init__(self, scores: Sequence[float]) -> None:
+        super().__init__(scores)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def score(self, item_sequences: torch.Tensor) -> torch.Tensor:
+        self.entered.set()
+        self.gate.wait(30)
+        return super().score(item_sequences)
+
+
 def serving_model(
     scores: Sequence[float],
     *,
@@ -91,6 +106,7 @@ def serving_model(
     item_ids: Sequence[str] = ITEM_IDS,
     popular_items: Sequence[int] = (1, 2, 3),
     max_len: int = MAX_LEN,
+    scorer: Scorer | None = None,
 ) -> ServingModel:
     return ServingModel(
         model_name="sequential-recommender",
@@ -99,7 +115,7 @@ def serving_model(
         item_ids=tuple(item_ids),
         item_descriptions=tuple(f"item {i}" for i in item_ids),
         popular_items=tuple(popular_items),
-        scorer=RecordingScorer(scores),
+        scorer=scorer if scorer is not None else RecordingScorer(scores),
     )
 
 

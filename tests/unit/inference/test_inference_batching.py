@@ -10,7 +10,13 @@ from inference_fakes import count
 from prometheus_client import CollectorRegistry
 
 from inference.batching import MicroBatcher, MissingAnswerError
-from inference.errors import InferenceError, InvalidRequestError, NotReadyError
+from inference.errors import (
+    DeadlineExceededError,
+    InferenceError,
+    InvalidRequestError,
+    NotReadyError,
+    OverloadedError,
+)
 from inference.metrics import InferenceMetrics
 
 T = TypeVar("T")
@@ -58,6 +64,8 @@ def batcher_for(
     *,
     max_batch_size: int = 8,
     max_delay_seconds: float = 0.0,
+    max_queue_size: int = 64,
+    clock: Callable[[], float] | None = None,
 ) -> MicroBatcher[Query, str]:
     return MicroBatcher[Query, str](
         score_batch,
@@ -65,7 +73,19 @@ def batcher_for(
         metrics=metrics,
         max_batch_size=max_batch_size,
         max_delay_seconds=max_delay_seconds,
+        max_queue_size=max_queue_size,
+        clock=clock if clock is not None else FakeClock(),
     )
+
+
+class FakeClock:
+    """A clock for deadlines that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -242,4 +262,142 @@ def test_requests_before_start_or_still_waiting_at_stop_are_not_ready(
 
     assert isinstance(early, NotReadyError)
     assert isinstance(late, NotReadyError)
+    assert scorer.batches == []
+
+
+# Deadlines, cancellation and load shedding
+
+
+def test_a_request_is_refused_at_once_when_the_queue_is_full(
+    metrics: InferenceMetrics,
+    registry: CollectorRegistry,
+    executor: ThreadPoolExecutor,
+) -> None:
+    scorer = RecordingBatchScorer()
+    batcher = batcher_for(
+        scorer, metrics, executor, max_delay_seconds=600, max_queue_size=2
+    )
+
+    async def three_callers() -> None:
+        await batcher.start()
+        try:
+            waiting = [
+                asyncio.create_task(batcher.submit(Query(i))) for i in ("a", "b")
+            ]
+            await asyncio.sleep(0)
+            with pytest.raises(
+                OverloadedError, match=r"queue is full \(2 requests waiting\)"
+            ) as shed:
+                await batcher.submit(Query("c"))
+            assert shed.value.retriable
+            for task in waiting:
+                task.cancel()
+        finally:
+            await batcher.stop()
+
+    run(three_callers)
+
+    assert count(registry, "recops_inference_shed_requests_total") == 1
+    assert scorer.batches == []
+
+
+def test_a_cancelled_caller_frees_its_slot_and_is_never_scored(
+    metrics: InferenceMetrics,
+    registry: CollectorRegistry,
+    executor: ThreadPoolExecutor,
+) -> None:
+    scorer = RecordingBatchScorer()
+    scorer.gate = threading.Event()
+    batcher = batcher_for(scorer, metrics, executor, max_queue_size=1)
+
+    async def a_caller_gives_up() -> list[str]:
+        await batcher.start()
+        try:
+            busy = asyncio.create_task(batcher.submit(Query("busy")))
+            await asyncio.to_thread(scorer.entered.wait, GUARD_SECONDS)
+            gives_up = asyncio.create_task(batcher.submit(Query("gives-up")))
+            await asyncio.sleep(0)
+            gives_up.cancel()
+            await asyncio.gather(gives_up, return_exceptions=True)
+            # The one slot is free again, so this caller is not refused.
+            after = asyncio.create_task(batcher.submit(Query("after")))
+            await asyncio.sleep(0)
+            scorer.gate.set()
+            return list(await asyncio.gather(busy, after))
+        finally:
+            await batcher.stop()
+
+    answers = run(a_caller_gives_up)
+
+    assert answers == ["answer for busy", "answer for after"]
+    assert scorer.batches == [["busy"], ["after"]]
+    assert count(registry, "recops_inference_shed_requests_total") == 0
+    assert (
+        count(registry, "recops_inference_dropped_requests_total", reason="cancelled")
+        == 1
+    )
+
+
+def test_a_request_whose_deadline_passes_while_queued_is_dropped_before_scoring(
+    metrics: InferenceMetrics,
+    registry: CollectorRegistry,
+    executor: ThreadPoolExecutor,
+) -> None:
+    clock = FakeClock()
+    scorer = RecordingBatchScorer()
+    scorer.gate = threading.Event()
+    batcher = batcher_for(scorer, metrics, executor, clock=clock)
+
+    async def one_caller_runs_out_of_time() -> list[object]:
+        await batcher.start()
+        try:
+            first = asyncio.create_task(batcher.submit(Query("first")))
+            await asyncio.to_thread(scorer.entered.wait, GUARD_SECONDS)
+            hurried = asyncio.create_task(
+                batcher.submit(Query("hurried"), time_left_seconds=0.5)
+            )
+            patient = asyncio.create_task(
+                batcher.submit(Query("patient"), time_left_seconds=5.0)
+            )
+            await asyncio.sleep(0)
+            clock.now += 1.0
+            scorer.gate.set()
+            return await asyncio.gather(first, hurried, patient, return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    first, hurried, patient = run(one_caller_runs_out_of_time)
+
+    assert first == "answer for first"
+    assert isinstance(hurried, DeadlineExceededError)
+    assert patient == "answer for patient"
+    assert scorer.batches == [["first"], ["patient"]]
+    assert (
+        count(
+            registry,
+            "recops_inference_dropped_requests_total",
+            reason="deadline_exceeded",
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize("time_left_seconds", [0.0, -2.0])
+def test_a_request_arriving_with_no_time_left_is_never_queued(
+    metrics: InferenceMetrics, executor: ThreadPoolExecutor, time_left_seconds: float
+) -> None:
+    scorer = RecordingBatchScorer()
+    batcher = batcher_for(scorer, metrics, executor)
+
+    async def late_caller() -> None:
+        await batcher.start()
+        try:
+            with pytest.raises(DeadlineExceededError):
+                await batcher.submit(Query("late"), time_left_seconds=time_left_seconds)
+            assert batcher.queue_depth == 0
+        finally:
+            await batcher.stop()
+
+    run(late_caller)
+
     assert scorer.batches == []

@@ -1,26 +1,29 @@
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
-from inference_fakes import count, serving_model
+from inference_fakes import GatedScorer, count, serving_model
 from prometheus_client import CollectorRegistry
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
-from inference.batching import MicroBatcher
 from inference.errors import (
     ArtifactRejectedError,
+    DeadlineExceededError,
     InvalidRequestError,
     NotReadyError,
+    OverloadedError,
     RejectionReason,
     UnsupportedError,
 )
 from inference.history import PurchaseHistory
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
-from inference.recommender import Recommendation, Recommender, ShopperQuery
-from inference.service import StorefrontService, status_code_of
+from inference.recommender import Recommender
+from inference.service import RecommendBatcher, StorefrontService, status_code_of
 
 Call = Callable[[storefront_pb2_grpc.StorefrontStub], Awaitable[object]]
 
@@ -30,6 +33,8 @@ Call = Callable[[storefront_pb2_grpc.StorefrontStub], Awaitable[object]]
     [
         (InvalidRequestError("k"), grpc.StatusCode.INVALID_ARGUMENT),
         (NotReadyError("empty"), grpc.StatusCode.UNAVAILABLE),
+        (OverloadedError("full"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (DeadlineExceededError("late"), grpc.StatusCode.DEADLINE_EXCEEDED),
         (UnsupportedError("Search"), grpc.StatusCode.UNIMPLEMENTED),
         (
             ArtifactRejectedError(RejectionReason.MISSING, "gone"),
@@ -44,35 +49,47 @@ def test_each_error_maps_to_the_status_a_caller_can_act_on(
     assert status_code_of(error) is code
 
 
+@contextlib.asynccontextmanager
+async def serving(
+    metrics: InferenceMetrics, recommender: Recommender, **batcher_options: Any
+) -> AsyncIterator[tuple[storefront_pb2_grpc.StorefrontStub, RecommendBatcher]]:
+    """The storefront on a free local port, a stub calling it, and its batcher."""
+    options = {"max_batch_size": 8, "max_delay_seconds": 0.0, **batcher_options}
+    server = grpc.aio.server()
+    with ThreadPoolExecutor(1) as executor:
+        batcher = RecommendBatcher(
+            recommender.recommend_batch, executor=executor, metrics=metrics, **options
+        )
+        storefront_pb2_grpc.add_StorefrontServicer_to_server(
+            StorefrontService(batcher, metrics), server
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await batcher.start()
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                yield storefront_pb2_grpc.StorefrontStub(channel), batcher
+        finally:
+            await server.stop(None)
+            await batcher.stop()
+
+
 def call_in_process(
     metrics: InferenceMetrics, recommender: Recommender, call: Call
 ) -> object:
-    """Serve the storefront on a free local port and make one call to it."""
+    """Serve the storefront and make one call to it."""
 
     async def serve_and_call() -> object:
-        server = grpc.aio.server()
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher[ShopperQuery, Recommendation](
-                recommender.recommend_batch,
-                executor=executor,
-                metrics=metrics,
-                max_batch_size=8,
-                max_delay_seconds=0.0,
-            )
-            storefront_pb2_grpc.add_StorefrontServicer_to_server(
-                StorefrontService(batcher, metrics), server
-            )
-            port = server.add_insecure_port("127.0.0.1:0")
-            await batcher.start()
-            await server.start()
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                    return await call(storefront_pb2_grpc.StorefrontStub(channel))
-            finally:
-                await server.stop(None)
-                await batcher.stop()
+        async with serving(metrics, recommender) as (stub, _):
+            return await call(stub)
 
     return asyncio.run(serve_and_call())
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the server until ``condition`` holds."""
+    while not condition():
+        await asyncio.sleep(0.01)
 
 
 def shop_recommender() -> Recommender:
@@ -170,4 +187,59 @@ def test_search_is_answered_unimplemented(metrics: InferenceMetrics) -> None:
 
     assert call_in_process(metrics, shop_recommender(), search) is (
         grpc.StatusCode.UNIMPLEMENTED
+    )
+
+
+def test_a_full_queue_is_answered_resource_exhausted_and_cancelling_frees_a_slot(
+    metrics: InferenceMetrics, registry: CollectorRegistry
+) -> None:
+    scorer = GatedScorer([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    holder = ModelHolder()
+    holder.swap(serving_model([], scorer=scorer))
+    history = PurchaseHistory(max_items_per_user=5)
+    history.record("17850", "85123A")
+    request = storefront_pb2.RecommendRequest(user_id="17850", k=2)
+
+    async def overload() -> tuple[list[grpc.StatusCode], str]:
+        async with serving(
+            metrics, Recommender(holder, history), max_batch_size=1, max_queue_size=1
+        ) as (stub, batcher):
+            busy = stub.Recommend(request, timeout=30)
+            await asyncio.to_thread(scorer.entered.wait, 30)
+            gives_up = stub.Recommend(request, timeout=30)
+            await until(lambda: batcher.queue_depth == 1)
+            with pytest.raises(grpc.aio.AioRpcError) as shed:
+                await stub.Recommend(request, timeout=30)
+            gives_up.cancel()
+            await until(lambda: batcher.queue_depth == 0)
+            after = stub.Recommend(request, timeout=30)
+            await until(lambda: batcher.queue_depth == 1)
+            scorer.gate.set()
+            await busy
+            await after
+            codes = [await busy.code(), await gives_up.code(), shed.value.code()]
+            return [*codes, await after.code()], shed.value.details() or ""
+
+    codes, details = asyncio.run(overload())
+
+    assert codes == [
+        grpc.StatusCode.OK,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.OK,
+    ]
+    assert details == "the queue is full (1 requests waiting); retry later"
+    assert count(registry, "recops_inference_shed_requests_total") == 1
+    assert (
+        count(
+            registry,
+            "recops_inference_requests_total",
+            method="Recommend",
+            code="RESOURCE_EXHAUSTED",
+        )
+        == 1
+    )
+    assert (
+        count(registry, "recops_inference_dropped_requests_total", reason="cancelled")
+        == 1
     )

@@ -39,6 +39,7 @@ def test_settings_are_read_from_prefixed_variables() -> None:
         ("DEVICE", "tpu", "device"),
         ("POLL_TIMEOUT_SECONDS", "0", "poll_timeout_seconds"),
         ("MAX_BATCH_SIZE", "0", "max_batch_size"),
+        ("MAX_QUEUE_SIZE", "0", "max_queue_size"),
         ("MAX_BATCH_DELAY_SECONDS", "-0.001", "max_batch_delay_seconds"),
         ("MAX_BATCH_DELAY_SECONDS", "nan", "max_batch_delay_seconds"),
     ],
