@@ -37,7 +37,7 @@ def store(
     metadata = ModelMetadata(
         model_name="sequential-recommender",
         version=version,
-        max_len=TINY_CONFIG.max_len,
+        max_len=TINY_CONFIG.history_len,
         item_ids=ITEM_IDS,
         item_descriptions=["", "HEART", "LANTERN", "HANGER", "CAKE STAND", "FLAG"],
         popular_items=[1, 2, 3],
@@ -59,7 +59,10 @@ def test_a_stored_version_loads_and_scores_like_the_trained_model(
 ) -> None:
     model = trained_model()
     stored = store(tmp_path, model)
-    batch = torch.tensor([[0, 0, 0, 0, 0, 1, 2, 3], [5, 4, 3, 2, 1, 2, 3, 4]])
+    length = TINY_CONFIG.history_len
+    short = [0] * (length - 3) + [1, 2, 3]
+    full = [n % 5 + 1 for n in range(length)]
+    batch = torch.tensor([short, full])
 
     loaded = load_model_version(stored.directory)
 
@@ -67,7 +70,7 @@ def test_a_stored_version_loads_and_scores_like_the_trained_model(
         expected = model(batch)
     assert torch.allclose(loaded.scores(batch), expected, atol=1e-5)
     assert loaded.metadata.item_ids == ITEM_IDS
-    assert loaded.metadata.max_len == TINY_CONFIG.max_len
+    assert loaded.metadata.max_len == TINY_CONFIG.history_len
     assert loaded.manifest.snapshot_id == "snap-1"
 
 

@@ -12,13 +12,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eventbus.snapshots import SNAPSHOT_SCHEMA as SCHEMA
+from trainer.sequences import ItemCatalogue
 from trainer.settings import TrainingConfig
+from trainer.snapshot import PurchaseLog
 
 START = datetime(2011, 1, 1, tzinfo=UTC)
 
 # Small enough to train in about a second, big enough to learn a pattern.
 TINY_CONFIG = TrainingConfig(
     max_len=8,
+    history_len=12,
     hidden_size=32,
     num_layers=1,
     num_heads=2,
@@ -30,6 +33,34 @@ TINY_CONFIG = TrainingConfig(
     max_training_seconds=60.0,
     eval_batch_size=64,
 )
+
+
+def purchase_log(
+    purchases: Sequence[tuple[str, str]], days: Sequence[float] | None = None
+) -> PurchaseLog:
+    """(customer, product) purchases, one a minute unless ``days`` says when."""
+    seconds = (
+        [60.0 * n for n in range(len(purchases))]
+        if days is None
+        else [86_400.0 * day for day in days]
+    )
+    return PurchaseLog(
+        user_ids=[user for user, _ in purchases],
+        item_ids=[item for _, item in purchases],
+        item_descriptions=["" for _ in purchases],
+        event_times=seconds,
+    )
+
+
+def numbered_catalogue(purchase_counts: Sequence[int]) -> ItemCatalogue:
+    """Products P01, P02, ... at indices 1, 2, ..., bought as often as given."""
+    item_ids = [f"P{n:02d}" for n in range(1, len(purchase_counts) + 1)]
+    return ItemCatalogue(
+        item_ids=["", *item_ids],
+        item_descriptions=["", *item_ids],
+        purchase_counts=[0, *purchase_counts],
+        index={item_id: n for n, item_id in enumerate(item_ids, start=1)},
+    )
 
 
 def event(
