@@ -16,6 +16,7 @@ def log(*purchases: tuple[str, str, str]) -> PurchaseLog:
         user_ids=[user for user, _, _ in purchases],
         item_ids=[item for _, item, _ in purchases],
         item_descriptions=[text for _, _, text in purchases],
+        event_times=[60.0 * n for n in range(len(purchases))],
     )
 
 
@@ -62,6 +63,40 @@ def test_every_purchase_after_the_first_is_a_label_exactly_once() -> None:
         zip(inputs.flatten().tolist(), labels.flatten().tolist(), strict=True)
     )
     assert all(next_items[n] == n + 1 for n in history[:-1])
+
+
+def test_longer_inputs_end_where_their_label_window_ends() -> None:
+    history = list(range(1, 21))
+
+    inputs, labels = training_windows([history], max_len=4, history_len=7)
+
+    assert inputs.shape == (5, 7)
+    assert labels.shape == (5, 4)
+    assert inputs[0].tolist() == [13, 14, 15, 16, 17, 18, 19]
+    assert labels[0].tolist() == [17, 18, 19, 20]
+    assert inputs[-1].tolist() == [0, 0, 0, 0, 1, 2, 3]
+    assert labels[-1].tolist() == [IGNORE_LABEL, 2, 3, 4]
+
+
+def test_with_longer_inputs_each_label_follows_its_input_and_comes_once() -> None:
+    histories = [list(range(1, 21)), list(range(31, 37)), [40, 41]]
+
+    inputs, labels = training_windows(histories, max_len=4, history_len=9)
+
+    assigned = labels[labels != IGNORE_LABEL].tolist()
+    assert sorted(assigned) == sorted(n for h in histories for n in h[1:])
+    labelled = labels != IGNORE_LABEL
+    aligned = inputs[:, -4:]
+    assert (labels[labelled] == aligned[labelled] + 1).all()
+    # Inputs before the label window are the purchases just before it.
+    for row in inputs.tolist():
+        bought = [n for n in row if n != 0]
+        assert bought == list(range(bought[0], bought[0] + len(bought)))
+
+
+def test_inputs_shorter_than_the_label_window_are_refused() -> None:
+    with pytest.raises(ValueError):
+        training_windows([[1, 2, 3]], max_len=4, history_len=3)
 
 
 def test_no_history_long_enough_to_learn_from_is_refused() -> None:
