@@ -15,13 +15,13 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import torch
 
-from inference.errors import InferenceError, InvalidRequestError, NotReadyError
+from inference.errors import InferenceError, NotReadyError
 from inference.history import PurchaseHistory
 from inference.model import PADDING_INDEX, ModelHolder, ServingModel
+from inference.validation import MAX_K, check_recommend
 
-MIN_K = 1
-MAX_K = 100
-MAX_EXCLUDED_ITEMS = 1000
+# Every row's top items are taken to this depth, the most a caller may ask for.
+RANKING_DEPTH = MAX_K
 POPULARITY_VERSION = "popularity"
 
 
@@ -65,18 +65,6 @@ class ShopperQuery:
     exclude: frozenset[str] = frozenset()
 
 
-def check_request(user_id: str, k: int, exclude: Collection[str]) -> None:
-    """Refuse a request that breaks the API's rules."""
-    if not user_id.strip():
-        raise InvalidRequestError("user_id must not be empty")
-    if not MIN_K <= k <= MAX_K:
-        raise InvalidRequestError(f"k must be between {MIN_K} and {MAX_K}, got {k}")
-    if len(exclude) > MAX_EXCLUDED_ITEMS:
-        raise InvalidRequestError(
-            f"exclude may list at most {MAX_EXCLUDED_ITEMS} items, got {len(exclude)}"
-        )
-
-
 # Answers to a batch of queries, or why one could not be answered, by request id.
 RankedBatch = dict[str, Recommendation | InferenceError]
 
@@ -96,7 +84,7 @@ class Recommender:
         self, user_id: str, k: int, exclude: Collection[str] = ()
     ) -> Recommendation:
         """The ``k`` products ``user_id`` is most likely to buy next."""
-        check_request(user_id, k, exclude)
+        check_recommend(user_id, k, exclude)
         query = ShopperQuery(
             request_id="", user_id=user_id, k=k, exclude=frozenset(exclude)
         )
@@ -155,7 +143,7 @@ class Recommender:
                 torch.tensor(rows, device=device), torch.tensor(columns, device=device)
             ] = -math.inf
         # One depth for every row, so ties break the same in any batch.
-        top = torch.topk(masked, min(MAX_K, model.item_count), dim=1)
+        top = torch.topk(masked, min(RANKING_DEPTH, model.item_count), dim=1)
         values, indices = top.values.tolist(), top.indices.tolist()
 
         return {

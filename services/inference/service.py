@@ -24,7 +24,8 @@ from inference.errors import (
     UnsupportedError,
 )
 from inference.metrics import InferenceMetrics
-from inference.recommender import Recommendation, ShopperQuery, check_request
+from inference.recommender import Recommendation, ShopperQuery
+from inference.validation import check_recommend_request, check_search
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
         request_id = uuid.uuid4().hex
 
         async def answer() -> storefront_pb2.RecommendResponse:
-            check_request(request.user_id, request.k, request.exclude)
+            check_recommend_request(request)
             query = ShopperQuery(
                 request_id=request_id,
                 user_id=request.user_id,
@@ -90,6 +91,7 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
         context: grpc.aio.ServicerContext,
     ) -> storefront_pb2.SearchResponse:
         async def answer() -> storefront_pb2.SearchResponse:
+            check_search(request)
             raise UnsupportedError("Search is not served by this version")
 
         return await self._answer("Search", context, uuid.uuid4().hex, answer)

@@ -177,6 +177,51 @@ def test_a_popularity_answer_is_flagged_as_a_fallback_and_counted(
     assert count(registry, "recops_inference_fallbacks_total", reason="no_model") == 1
 
 
+def test_a_request_with_a_field_the_contract_lacks_is_invalid_argument(
+    metrics: InferenceMetrics,
+) -> None:
+    async def recommend_from_a_newer_contract(
+        stub: storefront_pb2_grpc.StorefrontStub,
+    ) -> object:
+        wire = storefront_pb2.RecommendRequest(user_id="17850", k=3)
+        newer = storefront_pb2.RecommendRequest()
+        # Field 5, varint 1: parsed and sent on untouched, as protobuf does.
+        newer.ParseFromString(wire.SerializeToString() + bytes([0x28, 0x01]))
+        try:
+            await stub.Recommend(newer, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+        return None
+
+    error = call_in_process(
+        metrics, shop_recommender(), recommend_from_a_newer_contract
+    )
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == (
+        "RecommendRequest has fields this server does not know: numbers 5"
+    )
+
+
+def test_a_search_request_is_checked_before_being_answered_unimplemented(
+    metrics: InferenceMetrics,
+) -> None:
+    async def search_too_long(stub: storefront_pb2_grpc.StorefrontStub) -> object:
+        try:
+            request = storefront_pb2.SearchRequest(query="lantern " * 100, k=3)
+            await stub.Search(request, timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+        return None
+
+    error = call_in_process(metrics, shop_recommender(), search_too_long)
+
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "query may be at most 512 characters, got 800"
+
+
 def test_search_is_answered_unimplemented(metrics: InferenceMetrics) -> None:
     async def search(stub: storefront_pb2_grpc.StorefrontStub) -> object:
         try:
