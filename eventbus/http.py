@@ -3,7 +3,8 @@
 ``/metrics`` serves the service's registry; ``/livez`` and ``/readyz`` answer
 200 while the service's own check says it is live or ready, and 503 with the
 reason otherwise, so a Kubernetes probe or an operator's ``curl`` reads the
-same truth.
+same truth. A service may add ``/status``: a JSON account of how it is
+working, such as what it answers with while degraded.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # A check returns None when all is well, or what is wrong, for a person.
 HealthCheck = Callable[[], str | None]
+# A status report: JSON text, served whatever it says.
+StatusReport = Callable[[], str]
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -43,10 +46,12 @@ class ServiceEndpoint:
         *,
         live: HealthCheck,
         ready: HealthCheck,
+        status: StatusReport | None = None,
         host: str = "0.0.0.0",
     ) -> None:
         self._metrics = make_wsgi_app(registry)
         self._checks = {"/livez": live, "/readyz": ready}
+        self._status = status
         self._server = make_server(
             host, port, self._app, _ThreadingServer, handler_class=_QuietHandler
         )
@@ -66,7 +71,11 @@ class ServiceEndpoint:
     def _app(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        check = self._checks.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        if path == "/status" and self._status is not None:
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [self._status().encode() + b"\n"]
+        check = self._checks.get(path)
         if check is None:
             return self._metrics(environ, start_response)  # type: ignore[no-any-return]
         problem = check()

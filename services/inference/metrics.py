@@ -63,7 +63,13 @@ class InferenceMetrics:
         )
         self.serving_model = Info(
             "recops_inference_serving_model",
-            "The model version answering requests; popularity until one loads.",
+            "The model version in service and the previous one kept as fallback.",
+            registry=registry,
+        )
+        self.answering = Gauge(
+            "recops_inference_answering",
+            "1 for what answers Recommend now (model, previous_model, popularity).",
+            ["source"],
             registry=registry,
         )
         self.model_loads = Counter(
@@ -74,8 +80,8 @@ class InferenceMetrics:
         )
         self.fallbacks = Counter(
             "recops_inference_fallbacks",
-            "Recommend answers that popularity gave instead of the model.",
-            ["reason"],
+            "Recommend answers not from the current model, by why and from what.",
+            ["reason", "answered_by"],
             registry=registry,
         )
         self.history_events = Counter(
@@ -89,4 +95,6 @@ class InferenceMetrics:
             "Shoppers with at least one remembered purchase.",
             registry=registry,
         )
-        self.serving_model.info({"model_name": "", "version": "popularity"})
+        self.serving_model.info(
+            {"model_name": "", "version": "popularity", "previous_version": ""}
+        )

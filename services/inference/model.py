@@ -3,7 +3,8 @@
 A :class:`Scorer` turns purchase sequences into a score for every catalogue
 item; :class:`ServingModel` pairs one with the catalogue it was trained on;
 :class:`ModelHolder` swaps in a new version in one step, so a request sees
-either the old model or the new one, never a mix.
+either the old model or the new one, never a mix, and keeps the version it
+replaced loaded as a fallback.
 """
 
 from __future__ import annotations
@@ -72,19 +73,33 @@ class ServingModel:
 
 
 class ModelHolder:
-    """The model version in use, replaced whole in one step."""
+    """The model version in use and the one before it, replaced in one step.
+
+    The previous version stays loaded so that a request the current one
+    cannot score well can fall back to it.
+    """
 
     def __init__(self) -> None:
-        self._model: ServingModel | None = None
+        self._models: tuple[ServingModel | None, ServingModel | None] = (None, None)
         self._swap_lock = threading.Lock()
 
     @property
     def current(self) -> ServingModel | None:
         """The model to answer with now; ``None`` until one has loaded."""
-        return self._model
+        return self._models[0]
+
+    @property
+    def previous(self) -> ServingModel | None:
+        """The model the current one replaced; ``None`` until a second loads."""
+        return self._models[1]
+
+    def serving(self) -> tuple[ServingModel | None, ServingModel | None]:
+        """The current and previous models, as one consistent pair."""
+        return self._models
 
     def swap(self, model: ServingModel) -> ServingModel | None:
         """Put ``model`` in service; return the one it replaces."""
         with self._swap_lock:
-            previous, self._model = self._model, model
-        return previous
+            replaced = self._models[0]
+            self._models = (model, replaced)
+        return replaced

@@ -90,7 +90,11 @@ class ModelFeed:
         previous = self._holder.swap(model)
         self._metrics.model_loads.labels("loaded").inc()
         self._metrics.serving_model.info(
-            {"model_name": model.model_name, "version": model.version}
+            {
+                "model_name": model.model_name,
+                "version": model.version,
+                "previous_version": previous.version if previous else "",
+            }
         )
         logger.info(
             "model version in service",

@@ -2,9 +2,11 @@
 
 :class:`InferenceServer` has an explicit lifecycle. ``start`` opens the
 metrics endpoint, starts the purchase-history and model feeds and begins
-serving gRPC; health turns SERVING as soon as an answer is possible (a model
-has loaded or a purchase has been seen). ``stop`` turns health NOT_SERVING,
-lets requests in flight finish within the grace period, then stops the feeds.
+serving gRPC. Health follows what can answer: SERVING while a model or
+popularity can, NOT_SERVING only while nothing can; serving from a fallback
+shows in ``/status`` and in ``recops_inference_answering``. ``stop`` turns
+health NOT_SERVING, lets requests in flight finish within the grace period,
+then stops the batcher and the feeds.
 """
 
 from __future__ import annotations
@@ -13,34 +15,44 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from wsgiref.simple_server import WSGIServer
 
 import grpc
 import torch
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from recops.v1 import storefront_pb2_grpc
 
 from eventbus import KafkaSettings
+from eventbus.http import ServiceEndpoint
 from eventbus.topics import Topic
 from inference.artifact import load_model
 from inference.batching import MicroBatcher
-from inference.feeds import KafkaRecordSource, TopicTail
+from inference.errors import SettingsError
+from inference.feeds import KafkaRecordSource, RecordSource, TopicTail
 from inference.history import PurchaseHistory, PurchaseHistoryFeed
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
-from inference.model_feed import ModelFeed
-from inference.recommender import Recommendation, Recommender, ShopperQuery
+from inference.model_feed import ModelFeed, ModelLoader
+from inference.recommender import (
+    AnswerSource,
+    Recommendation,
+    Recommender,
+    ServingStatus,
+    ShopperQuery,
+)
 from inference.service import SERVICE_NAME, StorefrontService
 from inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
 
 HEALTH_SERVICES = ("", SERVICE_NAME)
-READINESS_POLL_SECONDS = 0.2
+HEALTH_POLL_SECONDS = 0.2
+NOTHING_TO_ANSWER = "no model has loaded and no purchase has been seen yet"
+
+RecordSources = Mapping[Topic, Callable[[], RecordSource]]
 
 # The generated gRPC module carries no annotations; give its one entry a type.
 _add_storefront_servicer: Callable[[StorefrontService, grpc.aio.Server], None] = (
@@ -52,11 +64,17 @@ def scoring_device(setting: str) -> torch.device:
     """The device models score on: CUDA when asked for or available, else CPU."""
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("device is cuda, but torch sees no GPU")
     return torch.device(setting)
 
 
 class InferenceServer:
-    """Serves Recommend over gRPC from the newest good model and live history."""
+    """Serves Recommend over gRPC from the newest good model and live history.
+
+    ``record_sources`` replaces the Kafka reader of a topic (model-ready,
+    ingested events) and ``model_loader`` the artifact loader, for tests.
+    """
 
     def __init__(
         self,
@@ -64,6 +82,8 @@ class InferenceServer:
         kafka: KafkaSettings,
         *,
         registry: CollectorRegistry | None = None,
+        record_sources: RecordSources | None = None,
+        model_loader: ModelLoader | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -87,16 +107,25 @@ class InferenceServer:
             max_queue_size=settings.max_queue_size,
             concurrent_batches=settings.scoring_threads,
         )
-        self._tails = self._build_tails(kafka)
+        sources: dict[Topic, Callable[[], RecordSource]] = {
+            topic: functools.partial(KafkaRecordSource, kafka, kafka.topic(topic))
+            for topic in (Topic.MODEL_READY, Topic.INGESTED_EVENTS)
+        }
+        sources.update(record_sources or {})
+        loader = model_loader or functools.partial(load_model, device=self.device)
+        self._tails = self._build_tails(sources, loader)
         self._health: health.aio.HealthServicer | None = None
         self._grpc: grpc.aio.Server | None = None
-        self._metrics_http: WSGIServer | None = None
-        self._readiness: asyncio.Task[None] | None = None
+        self._endpoint: ServiceEndpoint | None = None
+        self._health_watch: asyncio.Task[None] | None = None
+        self._stopping = False
 
-    def _build_tails(self, kafka: KafkaSettings) -> list[TopicTail]:
+    def _build_tails(
+        self, sources: RecordSources, loader: ModelLoader
+    ) -> list[TopicTail]:
         model_feed = ModelFeed(
             holder=self.holder,
-            loader=functools.partial(load_model, device=self.device),
+            loader=loader,
             metrics=self.metrics,
             model_name=self.settings.model_name,
         )
@@ -104,17 +133,13 @@ class InferenceServer:
         return [
             TopicTail(
                 name="model-feed",
-                source_factory=functools.partial(
-                    KafkaRecordSource, kafka, kafka.topic(Topic.MODEL_READY)
-                ),
+                source_factory=sources[Topic.MODEL_READY],
                 handler=model_feed,
                 poll_timeout_seconds=self.settings.poll_timeout_seconds,
             ),
             TopicTail(
                 name="history-feed",
-                source_factory=functools.partial(
-                    KafkaRecordSource, kafka, kafka.topic(Topic.INGESTED_EVENTS)
-                ),
+                source_factory=sources[Topic.INGESTED_EVENTS],
                 handler=history_feed,
                 poll_timeout_seconds=self.settings.poll_timeout_seconds,
             ),
@@ -127,7 +152,7 @@ class InferenceServer:
             tail.start()
         await self.batcher.start()
         health_servicer = await self._start_grpc()
-        self._readiness = asyncio.create_task(self._serve_when_ready(health_servicer))
+        self._health_watch = asyncio.create_task(self._follow_health(health_servicer))
         logger.info(
             "serving",
             extra={
@@ -143,10 +168,11 @@ class InferenceServer:
             "shutting down",
             extra={"grace_seconds": self.settings.shutdown_grace_seconds},
         )
-        if self._readiness is not None:
-            self._readiness.cancel()
+        self._stopping = True
+        if self._health_watch is not None:
+            self._health_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._readiness
+                await self._health_watch
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         if self._grpc is not None:
@@ -174,27 +200,66 @@ class InferenceServer:
         await server.start()
         return health_servicer
 
-    async def _serve_when_ready(
-        self, health_servicer: health.aio.HealthServicer
+    async def _follow_health(self, health_servicer: health.aio.HealthServicer) -> None:
+        """Keep gRPC health and the answering gauge in step with what answers."""
+        reported: AnswerSource | None = None
+        first = True
+        while True:
+            status = self.recommender.status()
+            if first or status.answering is not reported:
+                await self._report(health_servicer, status)
+                reported, first = status.answering, False
+            await asyncio.sleep(HEALTH_POLL_SECONDS)
+
+    async def _report(
+        self, health_servicer: health.aio.HealthServicer, status: ServingStatus
     ) -> None:
-        while not self.recommender.can_answer():
-            await asyncio.sleep(READINESS_POLL_SECONDS)
+        health_status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if status.can_answer
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for service in HEALTH_SERVICES:
-            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("health SERVING")
+            await health_servicer.set(service, health_status)
+        for source in AnswerSource:
+            self.metrics.answering.labels(source.value).set(
+                1 if status.answering is source else 0
+            )
+        context = {
+            "answering": status.answering.value if status.answering else None,
+            "model_version": status.model_version,
+            "previous_version": status.previous_version,
+        }
+        if status.answering in (None, AnswerSource.MODEL):
+            logger.info(
+                "health %s",
+                "SERVING" if status.can_answer else "NOT_SERVING",
+                extra=context,
+            )
+        else:
+            logger.warning("health SERVING from a fallback", extra=context)
+
+    def readiness_problem(self) -> str | None:
+        """Why the service cannot take requests now; ``None`` when it can."""
+        if self._stopping:
+            return "shutting down"
+        return None if self.recommender.status().can_answer else NOTHING_TO_ANSWER
 
     def _start_metrics_endpoint(self) -> None:
-        self._metrics_http, _ = start_http_server(
+        self._endpoint = ServiceEndpoint(
             self.settings.metrics_port,
-            addr=self.settings.metrics_host,
-            registry=self.registry,
-        )
-        self.metrics_port = self._metrics_http.server_port
+            self.registry,
+            live=lambda: None,
+            ready=self.readiness_problem,
+            status=lambda: self.recommender.status().to_json(),
+            host=self.settings.metrics_host,
+        ).start()
+        self.metrics_port = self._endpoint.port
 
     def _stop_background_work(self) -> None:
         for tail in self._tails:
             tail.stop()
-        self._scoring_executor.shutdown(wait=True)
-        if self._metrics_http is not None:
-            self._metrics_http.shutdown()
-            self._metrics_http.server_close()
+        # A batch still scoring after the grace period is not waited for.
+        self._scoring_executor.shutdown(wait=False, cancel_futures=True)
+        if self._endpoint is not None:
+            self._endpoint.stop()

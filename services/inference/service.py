@@ -124,7 +124,9 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
 
     def _count_fallback(self, recommendation: Recommendation) -> None:
         if recommendation.fallback_reason is not None:
-            self._metrics.fallbacks.labels(recommendation.fallback_reason.value).inc()
+            self._metrics.fallbacks.labels(
+                recommendation.fallback_reason.value, recommendation.source.value
+            ).inc()
 
     @staticmethod
     def _log_failure(

@@ -53,3 +53,19 @@ def test_liveness_and_metrics_are_served_beside_readiness(
     status, text = get(served, "/metrics")
     assert status == 200
     assert "recops_test_things_total 3.0" in text
+
+
+def test_a_status_report_is_served_as_json_whatever_readiness_says() -> None:
+    served = ServiceEndpoint(
+        0,
+        CollectorRegistry(),
+        live=lambda: None,
+        ready=lambda: "no model",
+        status=lambda: '{"answering": "popularity"}',
+        host="127.0.0.1",
+    ).start()
+    try:
+        assert get(served, "/status") == (200, '{"answering": "popularity"}\n')
+        assert get(served, "/readyz") == (503, "no model\n")
+    finally:
+        served.stop()

@@ -99,6 +99,22 @@ class GatedScorer(RecordingScorer):
         return super().score(item_sequences)
 
 
+class ScoreFunction:
+    """A scorer that computes each batch's scores with a test's function."""
+
+    def __init__(self, scores_of: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.scores_of = scores_of
+        self.inputs: list[torch.Tensor] = []
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def score(self, item_sequences: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(item_sequences.clone())
+        return self.scores_of(item_sequences)
+
+
 def serving_model(
     scores: Sequence[float],
     *,

@@ -73,6 +73,8 @@ def test_a_later_announcement_replaces_the_model_in_service(
     feed.handle(announcements("v2"))
 
     assert serving_version(holder) == "v2"
+    assert holder.previous is not None
+    assert holder.previous.version == "v1"
     assert count(registry, "recops_inference_model_loads_total", outcome="loaded") == 2
     assert (
         count(
@@ -80,6 +82,7 @@ def test_a_later_announcement_replaces_the_model_in_service(
             "recops_inference_serving_model_info",
             model_name=NAME,
             version="v2",
+            previous_version="v1",
         )
         == 1
     )

@@ -11,6 +11,7 @@ from inference_fakes import (
     MAX_LEN,
     MeanOfPurchases,
     RecordingScorer,
+    ScoreFunction,
     serving_model,
     traced,
 )
@@ -23,9 +24,11 @@ from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder, ServingModel
 from inference.recommender import (
     POPULARITY_VERSION,
+    AnswerSource,
     FallbackReason,
     Recommendation,
     Recommender,
+    ServingFailure,
     ShopperQuery,
 )
 from inference.server import scoring_device
@@ -115,18 +118,15 @@ def test_padding_is_never_recommended_even_when_it_scores_highest() -> None:
     assert len(answer.items) == len(ITEM_IDS) - 1
 
 
-def test_items_the_model_scores_nan_are_never_recommended() -> None:
-    scores = [0.0, math.nan, 3.0, math.nan, 1.0, 2.0, math.nan, 0.5]
+def test_a_score_of_nan_for_padding_alone_is_masked_not_a_failure() -> None:
+    scores = [math.nan, *ascending_scores()[1:]]
     recommender = recommender_with(serving_model(scores), [(SHOPPER, "85123A")])
 
-    answer = recommender.recommend(SHOPPER, 7)
+    answer = recommender.recommend(SHOPPER, 2)
 
-    assert [item.item_id for item in answer.items] == [
-        ITEM_IDS[2],
-        ITEM_IDS[5],
-        ITEM_IDS[4],
-        ITEM_IDS[7],
-    ]
+    assert answer.source is AnswerSource.MODEL
+    assert [item.item_id for item in answer.items] == [ITEM_IDS[-1], ITEM_IDS[-2]]
+    assert recommender.failure() is None
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -349,3 +349,201 @@ def test_batched_callers_each_get_their_own_answer_through_the_batcher(
 
     for query, answer in zip(queries, answers, strict=True):
         assert_same_answer(answer, alone[query.request_id])
+
+
+# Fallbacks per request: the previous version, then popularity
+
+CURRENT = "20261204T190102Z-cccccccc"
+PREVIOUS = "20261203T190102Z-pppppppp"
+NAN_SCORES = [0.0, 1.0, math.nan, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+def nan_for_shoppers_who_last_bought(item_index: int) -> ScoreFunction:
+    """Ascending scores, but NaN for rows whose last purchase is ``item_index``."""
+
+    def scores_of(item_seq: torch.Tensor) -> torch.Tensor:
+        scores = torch.tensor(ascending_scores()).repeat(item_seq.shape[0], 1)
+        scores[item_seq[:, -1] == item_index, 3] = math.nan
+        return scores
+
+    return ScoreFunction(scores_of)
+
+
+def failing(item_seq: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def two_versions(current: ServingModel, previous: ServingModel | None) -> ModelHolder:
+    holder = ModelHolder()
+    if previous is not None:
+        holder.swap(previous)
+    holder.swap(current)
+    return holder
+
+
+def recommender_over(
+    holder: ModelHolder, purchases: list[tuple[str, str]]
+) -> Recommender:
+    history = PurchaseHistory(max_items_per_user=10)
+    for user_id, item_id in purchases:
+        history.record(user_id, item_id)
+    return Recommender(holder, history)
+
+
+def test_the_previous_version_stays_loaded_after_a_swap() -> None:
+    old = serving_model(ascending_scores(), version=PREVIOUS)
+    new = serving_model(ascending_scores(), version=CURRENT)
+    holder = two_versions(new, old)
+
+    assert holder.serving() == (new, old)
+    assert holder.current is new
+    assert holder.previous is old
+
+
+def test_non_finite_scores_fall_back_to_the_previous_version() -> None:
+    previous_scores = [0.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    holder = two_versions(
+        serving_model(NAN_SCORES, version=CURRENT),
+        serving_model(previous_scores, version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 2, exclude=["71053"])
+
+    assert answer.source is AnswerSource.PREVIOUS_MODEL
+    assert answer.fallback
+    assert answer.fallback_reason is FallbackReason.NON_FINITE_SCORES
+    assert answer.model_version == PREVIOUS
+    assert [item.item_id for item in answer.items] == ["85123A", "84406B"]
+    assert recommender.failure() == ServingFailure(
+        CURRENT, FallbackReason.NON_FINITE_SCORES, AnswerSource.PREVIOUS_MODEL
+    )
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_any_non_finite_item_score_counts_as_a_failure(value: float) -> None:
+    scores = [*ascending_scores()]
+    scores[5] = value
+    holder = two_versions(
+        serving_model(scores, version=CURRENT),
+        serving_model(ascending_scores(), version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    assert recommender.recommend(SHOPPER, 2).model_version == PREVIOUS
+
+
+def test_without_a_previous_version_non_finite_scores_fall_back_to_popularity() -> None:
+    model = serving_model(NAN_SCORES, version=CURRENT, popular_items=(4, 5))
+    recommender = recommender_over(two_versions(model, None), [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 3)
+
+    assert answer.source is AnswerSource.POPULARITY
+    assert answer.fallback_reason is FallbackReason.NON_FINITE_SCORES
+    assert answer.model_version == POPULARITY_VERSION
+    # The shopper's own purchase is the one live best seller.
+    assert [item.item_id for item in answer.items] == ["85123A", "84029G", "84029E"]
+    assert recommender.failure() == ServingFailure(
+        CURRENT, FallbackReason.NON_FINITE_SCORES, AnswerSource.POPULARITY
+    )
+
+
+def test_when_both_versions_score_non_finite_popularity_answers() -> None:
+    holder = two_versions(
+        serving_model(NAN_SCORES, version=CURRENT),
+        serving_model(NAN_SCORES, version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 2)
+
+    assert answer.source is AnswerSource.POPULARITY
+    assert answer.fallback_reason is FallbackReason.NON_FINITE_SCORES
+
+
+def test_a_previous_version_that_does_not_know_the_shopper_leaves_popularity() -> None:
+    holder = two_versions(
+        serving_model(NAN_SCORES, version=CURRENT),
+        serving_model(
+            [0.0, 1.0, 2.0], version=PREVIOUS, item_ids=("", "22752", "21730")
+        ),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    assert recommender.recommend(SHOPPER, 2).source is AnswerSource.POPULARITY
+
+
+def test_a_model_that_raises_falls_back_with_its_own_reason() -> None:
+    holder = two_versions(
+        serving_model([], version=CURRENT, scorer=ScoreFunction(failing)),
+        serving_model(ascending_scores(), version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 2)
+
+    assert answer.model_version == PREVIOUS
+    assert answer.fallback_reason is FallbackReason.SCORING_ERROR
+
+
+def test_scores_of_the_wrong_shape_are_a_scoring_error() -> None:
+    def too_narrow(item_seq: torch.Tensor) -> torch.Tensor:
+        return torch.ones((item_seq.shape[0], 3))
+
+    holder = two_versions(
+        serving_model([], version=CURRENT, scorer=ScoreFunction(too_narrow)),
+        serving_model(ascending_scores(), version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "85123A")])
+
+    answer = recommender.recommend(SHOPPER, 2)
+
+    assert answer.fallback_reason is FallbackReason.SCORING_ERROR
+    assert answer.model_version == PREVIOUS
+
+
+def test_only_the_requests_with_non_finite_rows_fall_back_in_a_batch() -> None:
+    scorer = nan_for_shoppers_who_last_bought(ITEM_IDS.index("71053"))
+    holder = two_versions(
+        serving_model([], version=CURRENT, scorer=scorer),
+        serving_model(ascending_scores(), version=PREVIOUS),
+    )
+    recommender = recommender_over(
+        holder, [("12583", "85123A"), (SHOPPER, "71053"), ("13047", "84406B")]
+    )
+    queries = [
+        ShopperQuery(request_id=f"r-{user}", user_id=user, k=2)
+        for user in ("12583", SHOPPER, "13047")
+    ]
+
+    answers = recommender.recommend_batch(queries)
+
+    versions = {
+        request_id: answer.model_version
+        for request_id, answer in answers.items()
+        if isinstance(answer, Recommendation)
+    }
+    assert versions == {
+        "r-12583": CURRENT,
+        f"r-{SHOPPER}": PREVIOUS,
+        "r-13047": CURRENT,
+    }
+
+
+def test_a_failure_is_forgotten_once_the_model_scores_again_or_is_replaced() -> None:
+    scorer = nan_for_shoppers_who_last_bought(ITEM_IDS.index("71053"))
+    holder = two_versions(
+        serving_model([], version=CURRENT, scorer=scorer),
+        serving_model(ascending_scores(), version=PREVIOUS),
+    )
+    recommender = recommender_over(holder, [(SHOPPER, "71053"), ("12583", "85123A")])
+
+    recommender.recommend(SHOPPER, 2)
+    assert recommender.failure() is not None
+    recommender.recommend("12583", 2)
+    assert recommender.failure() is None
+
+    recommender.recommend(SHOPPER, 2)
+    holder.swap(serving_model(ascending_scores(), version="20261205T190102Z-dddd"))
+    assert recommender.failure() is None

@@ -174,7 +174,15 @@ def test_a_popularity_answer_is_flagged_as_a_fallback_and_counted(
     assert response.fallback
     assert response.model_version == "popularity"
     assert [item.item_id for item in response.items] == ["22752"]
-    assert count(registry, "recops_inference_fallbacks_total", reason="no_model") == 1
+    assert (
+        count(
+            registry,
+            "recops_inference_fallbacks_total",
+            reason="no_model",
+            answered_by="popularity",
+        )
+        == 1
+    )
 
 
 def test_a_request_with_a_field_the_contract_lacks_is_invalid_argument(
