@@ -4,7 +4,13 @@ import pytest
 import torch
 from trainer_snapshots import TINY_CONFIG
 
-from trainer.model import PADDING_SCORE, SequentialRecommender, to_torchscript
+from trainer.model import (
+    HISTORY_FEATURES,
+    PADDING_SCORE,
+    SequentialRecommender,
+    history_features,
+    to_torchscript,
+)
 
 ITEMS = 30
 LENGTH = TINY_CONFIG.history_len
@@ -17,8 +23,9 @@ def model() -> SequentialRecommender:
     torch.manual_seed(3)
     recommender = SequentialRecommender(ITEMS, TINY_CONFIG).eval()
     with torch.no_grad():
-        # Weights of the repeat features that vary with the customer.
+        # Repeat weights that vary with the customer and the product.
         recommender.repeat_weights.weight.normal_(std=0.5)
+        recommender.item_repeat_weights.weight.normal_(std=0.5)
     return recommender
 
 
@@ -66,62 +73,67 @@ def test_training_scores_at_the_last_position_are_the_served_scores() -> None:
 
     with torch.no_grad():
         hidden = recommender.hidden_states(batch)[:, -1]
-        features = recommender.history_features(batch)[:, -1]
-        trained = recommender.product_logits(hidden, features)
+        # Training scores every position of the label window at once.
+        features = history_features(batch, TINY_CONFIG.max_len)[:, -1]
+        trained = recommender.product_logits(hidden, batch, features)
         served = recommender(batch)
 
-    assert features.shape == (3, 2, ITEMS - 1)
-    assert torch.allclose(features, recommender.last_history_features(batch))
     assert torch.allclose(trained, served[:, 1:], atol=1e-5)
 
 
 def test_training_features_at_each_position_count_only_the_purchases_so_far() -> None:
-    recommender = model()
     batch = histories([5, 6, 5, 6, 5, 8, 1, 2, 3, 5, 5, 6], [7, 7, 3, 7])
-    start = LENGTH - TINY_CONFIG.max_len
+    positions = TINY_CONFIG.max_len
 
-    features = recommender.history_features(batch)
+    features = history_features(batch, positions)
 
-    assert features.shape == (2, TINY_CONFIG.max_len, 2, ITEMS - 1)
-    for position in range(TINY_CONFIG.max_len):
-        so_far = batch[:, : start + position + 1]
-        expected = recommender.last_history_features(so_far)
-        assert torch.allclose(features[:, position], expected)
+    assert features.shape == (2, positions, LENGTH, len(HISTORY_FEATURES))
+    for position in range(positions):
+        now = LENGTH - positions + position
+        so_far = history_features(batch[:, : now + 1], 1)[:, -1]
+        assert torch.equal(features[:, position, : now + 1], so_far)
+        assert not features[:, position, now + 1 :].any()
+
+
+def per_product(history: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Slot features ``[S, F]`` summed onto the catalogue, ``[F, ITEMS]``."""
+    columns = history[None, :].expand(features.shape[1], -1)
+    return torch.zeros(features.shape[1], ITEMS).scatter_add(1, columns, features.T)
 
 
 def test_repeat_features_count_purchases_and_how_recent_the_last_one_was() -> None:
-    recommender = model()
-    # Positions 6..12: 3, 5, 3, 7, 3, 5, 2.
+    # Slots 5..11 of 12: 3, 5, 3, 7, 3, 5, 2.
     batch = histories([3, 5, 3, 7, 3, 5, 2])
 
-    features = recommender.last_history_features(batch)[0]
+    features = history_features(batch, 1)[0, -1]
 
-    log_count, recency = features
-    # Column i is product i + 1.
+    log_count, recency = per_product(batch[0], features)
     expected_counts = {3: 3, 5: 2, 7: 1, 2: 1}
     expected_recency = {3: 1 / 3, 5: 1 / 2, 7: 1 / 4, 2: 1.0}
     for item in range(1, ITEMS):
         count = expected_counts.get(item, 0)
-        assert log_count[item - 1].item() == pytest.approx(math.log1p(count))
-        assert recency[item - 1].item() == pytest.approx(expected_recency.get(item, 0))
+        assert log_count[item].item() == pytest.approx(math.log1p(count))
+        assert recency[item].item() == pytest.approx(expected_recency.get(item, 0))
+    # One slot per product bought carries its features: its last purchase.
+    assert features.any(dim=-1).nonzero().flatten().tolist() == [8, 9, 10, 11]
 
 
 def test_repeat_features_midway_see_the_history_up_to_that_purchase() -> None:
-    recommender = model()
     batch = histories([3, 5, 3, 7, 3, 5, 2])
-    start = LENGTH - TINY_CONFIG.max_len
-    # The fourth purchase, 7, is at position 9 of 12.
-    at_seven = 9 - start - 1
+    positions = TINY_CONFIG.max_len
+    # The fourth purchase, 7, is in slot 8 of 12.
+    at_seven = 8 - (LENGTH - positions)
 
-    log_count, recency = recommender.history_features(batch)[0, at_seven]
+    features = history_features(batch, positions)[0, at_seven]
 
-    assert log_count[3 - 1].item() == pytest.approx(math.log1p(2))
-    assert log_count[5 - 1].item() == pytest.approx(math.log1p(1))
-    assert log_count[2 - 1].item() == 0.0
-    assert recency[7 - 1].item() == pytest.approx(1.0)
-    assert recency[3 - 1].item() == pytest.approx(1 / 2)
-    assert recency[5 - 1].item() == pytest.approx(1 / 3)
-    assert recency[2 - 1].item() == 0.0
+    log_count, recency = per_product(batch[0], features)
+    assert log_count[3].item() == pytest.approx(math.log1p(2))
+    assert log_count[5].item() == pytest.approx(math.log1p(1))
+    assert log_count[2].item() == 0.0
+    assert recency[7].item() == pytest.approx(1.0)
+    assert recency[3].item() == pytest.approx(1 / 2)
+    assert recency[5].item() == pytest.approx(1 / 3)
+    assert recency[2].item() == 0.0
 
 
 def test_the_traced_model_scores_like_the_eager_one_for_batches_of_1_2_and_5() -> None:
