@@ -163,21 +163,33 @@ class InferenceServer:
         )
 
     async def stop(self) -> None:
-        """Stop taking requests, drain those in flight, then stop the feeds."""
+        """Turn NOT_SERVING, drain requests in flight, then stop the feeds.
+
+        Requests already taken are answered for up to the grace period, and
+        cancelled after it; new ones are refused from the start. A second
+        call does nothing.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
         logger.info(
             "shutting down",
-            extra={"grace_seconds": self.settings.shutdown_grace_seconds},
+            extra={
+                "grace_seconds": self.settings.shutdown_grace_seconds,
+                "queue_depth": self.batcher.queue_depth,
+            },
         )
-        self._stopping = True
         if self._health_watch is not None:
             self._health_watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_watch
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+
         if self._grpc is not None:
             await self._grpc.stop(self.settings.shutdown_grace_seconds)
         await self.batcher.stop()
+
         await asyncio.to_thread(self._stop_background_work)
         logger.info("stopped")
 
@@ -259,7 +271,9 @@ class InferenceServer:
     def _stop_background_work(self) -> None:
         for tail in self._tails:
             tail.stop()
-        # A batch still scoring after the grace period is not waited for.
+        # A batch still scoring after the grace period is not waited for here.
+        # TODO(#5): the interpreter still joins that thread at exit, so a model
+        # that never returns keeps the process from ending.
         self._scoring_executor.shutdown(wait=False, cancel_futures=True)
         if self._endpoint is not None:
             self._endpoint.stop()

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import grpc
+import pytest
 import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inference_fakes import (
     FakeRecord,
+    GatedScorer,
     ScoreFunction,
     announced,
     count,
@@ -261,3 +263,76 @@ def test_a_lone_broken_version_is_answered_around_by_popularity_and_still_serves
         assert await harness.health_status() == SERVING
 
     run_with({BROKEN: ScoreFunction(nan_scores)}, scenario)
+
+
+# Shutdown: NOT_SERVING at once, requests in flight drained within the grace
+
+
+async def next_status(watch: grpc.aio.UnaryStreamCall) -> int:
+    response = await watch.read()
+    assert response is not grpc.aio.EOF
+    return int(response.status)
+
+
+def test_stopping_turns_not_serving_first_and_answers_the_request_in_flight() -> None:
+    scorer = GatedScorer(ASCENDING)
+
+    async def scenario(harness: Harness) -> None:
+        harness.events.put(ingested("17850", "85123A"))
+        harness.announce(GOOD)
+        await eventually(lambda: harness.gauge("model") == 1)
+        watch = harness.health.Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=30
+        )
+        assert await next_status(watch) == SERVING
+
+        in_flight = harness.stub.Recommend(recommend(), timeout=30)
+        await asyncio.to_thread(scorer.entered.wait, 30)
+        stopping = asyncio.create_task(harness.server.stop())
+        status_while_draining = await next_status(watch)
+        watch.cancel()  # an open watch would hold the server for the whole grace
+        readyz_while_draining = await asyncio.to_thread(harness.http, "/readyz")
+        scorer.gate.set()
+        answer = await in_flight
+        await stopping
+
+        assert status_while_draining == NOT_SERVING
+        assert readyz_while_draining == (503, "shutting down\n")
+        assert answer.model_version == GOOD
+        assert [item.item_id for item in answer.items] == ["21730", "22752"]
+        assert (
+            count(
+                harness.registry,
+                "recops_inference_requests_total",
+                method="Recommend",
+                code="OK",
+            )
+            == 1
+        )
+
+    run_with({GOOD: scorer}, scenario)
+
+
+def test_a_request_still_scoring_when_the_grace_period_ends_is_cut_off() -> None:
+    scorer = GatedScorer(ASCENDING)
+
+    async def scenario(harness: Harness) -> None:
+        harness.events.put(ingested("17850", "85123A"))
+        harness.announce(GOOD)
+        await eventually(lambda: harness.gauge("model") == 1)
+
+        in_flight = harness.stub.Recommend(recommend(), timeout=30)
+        await asyncio.to_thread(scorer.entered.wait, 30)
+        try:
+            await harness.server.stop()  # returns although the model never does
+            with pytest.raises(grpc.aio.AioRpcError) as cut_off:
+                await in_flight
+        finally:
+            scorer.gate.set()
+
+        assert cut_off.value.code() in (
+            grpc.StatusCode.CANCELLED,
+            grpc.StatusCode.UNAVAILABLE,
+        )
+
+    run_with({GOOD: scorer}, scenario, grace_seconds=0.1)
