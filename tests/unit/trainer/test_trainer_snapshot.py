@@ -32,6 +32,19 @@ def test_only_customers_product_purchases_are_read_in_time_order(
     assert len(purchases.test) == 0
 
 
+def test_purchase_times_are_read_as_seconds_since_the_epoch(tmp_path: Path) -> None:
+    train = [
+        event("17850", "71053", minute=90, event_time=START + timedelta(days=3)),
+        event("17850", "85123A", minute=1, event_time=START + timedelta(seconds=1.5)),
+    ]
+    snapshot = write_snapshot(tmp_path / "s1", {"train": train})
+
+    purchases = load_purchases(snapshot)
+
+    start = START.timestamp()
+    assert purchases.train.event_times == [start + 1.5, start + 3 * 86_400]
+
+
 def test_latest_is_the_snapshot_created_last(tmp_path: Path) -> None:
     snapshots = tmp_path / "snapshots"
     write_snapshot(snapshots / "b-older", {}, created_at=START)
