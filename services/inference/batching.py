@@ -216,28 +216,38 @@ class MicroBatcher(Generic[Request, Answer]):
     async def _score(self, batch: list[_Waiting[Request, Answer]]) -> None:
         try:
             batch = [waiting for waiting in batch if not waiting.future.done()]
-            if not batch:
-                return
-            requests = [waiting.request for waiting in batch]
-            self._metrics.batch_size.observe(len(requests))
-            loop = asyncio.get_running_loop()
-            try:
-                answers = await loop.run_in_executor(
-                    self._executor, self._score_batch, requests
-                )
-            except Exception as exc:  # the whole batch failed: every caller hears why
+            if batch:
+                answers = await self._scored(batch)
                 for waiting in batch:
-                    _settle(waiting.future, exc)
-                return
-            for waiting in batch:
-                answer = answers.get(waiting.request.request_id)
-                if answer is None:
-                    answer = MissingAnswerError(
-                        f"no answer for request {waiting.request.request_id}"
-                    )
-                _settle(waiting.future, answer)
+                    request_id = waiting.request.request_id
+                    answer = answers.get(request_id)
+                    if answer is None:
+                        answer = MissingAnswerError(
+                            f"no answer for request {request_id}"
+                        )
+                    _settle(waiting.future, answer)
         finally:
             self._free_workers.release()
+
+    async def _scored(
+        self, batch: list[_Waiting[Request, Answer]]
+    ) -> Mapping[str, Answer | Exception]:
+        """The batch's answers by request id; one error for all if it failed."""
+        loop = asyncio.get_running_loop()
+        departed_at = loop.time()
+        self._metrics.batch_size.observe(len(batch))
+        for waiting in batch:
+            self._metrics.queue_wait_seconds.observe(departed_at - waiting.arrived_at)
+
+        requests = [waiting.request for waiting in batch]
+        try:
+            return await loop.run_in_executor(
+                self._executor, self._score_batch, requests
+            )
+        except Exception as exc:  # the whole batch failed: every caller hears why
+            return {request.request_id: exc for request in requests}
+        finally:
+            self._metrics.batch_scoring_seconds.observe(loop.time() - departed_at)
 
 
 def _settle(future: asyncio.Future[Answer], answer: Answer | Exception) -> None:

@@ -1,4 +1,9 @@
-"""The inference service's Prometheus metrics, registered on a registry passed in."""
+"""The inference service's Prometheus metrics, registered on a registry passed in.
+
+Times are in seconds; counters carry ``_total`` (added by the client library);
+every label takes a bounded set of values: a gRPC method or status code, a
+reason or source word, a model version.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,18 @@ class InferenceMetrics:
             "recops_inference_batch_size",
             "Requests scored together in one call to the model.",
             buckets=BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.queue_wait_seconds = Histogram(
+            "recops_inference_queue_wait_seconds",
+            "Time a request waited in the queue before its batch was scored.",
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.batch_scoring_seconds = Histogram(
+            "recops_inference_batch_scoring_seconds",
+            "Time to rank one batch: the model's scores, fallbacks and top items.",
+            buckets=LATENCY_BUCKETS_SECONDS,
             registry=registry,
         )
         self.queue_depth = Gauge(

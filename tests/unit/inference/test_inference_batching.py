@@ -119,6 +119,8 @@ def test_requests_arriving_together_are_scored_in_batches_of_the_maximum_size(
     assert answers == [f"answer for r{n}" for n in range(6)]
     assert count(registry, "recops_inference_batch_size_count") == 2
     assert count(registry, "recops_inference_batch_size_sum") == 6
+    assert count(registry, "recops_inference_queue_wait_seconds_count") == 6
+    assert count(registry, "recops_inference_batch_scoring_seconds_count") == 2
 
 
 def test_a_lone_request_leaves_once_its_delay_has_passed(
