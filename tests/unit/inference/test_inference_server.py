@@ -26,9 +26,10 @@ from recops.v1 import storefront_pb2, storefront_pb2_grpc
 from eventbus import KafkaSettings
 from eventbus.contracts import ModelReady
 from eventbus.topics import Topic
+from inference.errors import SettingsError
 from inference.feeds import Record
 from inference.model import Scorer, ServingModel
-from inference.server import InferenceServer
+from inference.server import InferenceServer, scoring_device
 from inference.settings import InferenceSettings
 
 T = TypeVar("T")
@@ -336,3 +337,13 @@ def test_a_request_still_scoring_when_the_grace_period_ends_is_cut_off() -> None
         )
 
     run_with({GOOD: scorer}, scenario, grace_seconds=0.1)
+
+
+def test_asking_for_cuda_where_torch_sees_no_gpu_is_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    with pytest.raises(SettingsError, match="device is cuda, but torch sees no GPU"):
+        scoring_device("cuda")
+    assert scoring_device("auto") == torch.device("cpu")
