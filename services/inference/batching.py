@@ -105,7 +105,11 @@ class MicroBatcher(Generic[Request, Answer]):
         self._collector = asyncio.create_task(self._collect(), name="batcher")
 
     async def stop(self) -> None:
-        """Stop forming batches; fail whatever still waits as not ready."""
+        """Stop forming batches; fail whatever still waits or scores as not ready.
+
+        A batch the model is still scoring is not waited for; its thread runs
+        on, and its answers are dropped.
+        """
         tasks = [t for t in (self._collector, *self._batches) if t is not None]
         for task in tasks:
             task.cancel()
@@ -226,6 +230,11 @@ class MicroBatcher(Generic[Request, Answer]):
                             f"no answer for request {request_id}"
                         )
                     _settle(waiting.future, answer)
+        except asyncio.CancelledError:  # stopping: nobody will answer these callers
+            stopped = NotReadyError("the server stopped before answering")
+            for waiting in batch:
+                _settle(waiting.future, stopped)
+            raise
         finally:
             self._free_workers.release()
 

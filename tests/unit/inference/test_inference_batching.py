@@ -243,6 +243,30 @@ def test_a_request_id_already_waiting_is_refused(
     run(same_id_twice)
 
 
+def test_callers_whose_batch_is_still_scoring_at_stop_hear_not_ready(
+    metrics: InferenceMetrics, executor: ThreadPoolExecutor
+) -> None:
+    scorer = RecordingBatchScorer()
+    scorer.gate = threading.Event()
+    batcher = batcher_for(scorer, metrics, executor)
+
+    async def stop_while_scoring() -> object:
+        await batcher.start()
+        scoring = asyncio.create_task(batcher.submit(Query("slow")))
+        await asyncio.to_thread(scorer.entered.wait, GUARD_SECONDS)
+        try:
+            await batcher.stop()
+            (outcome,) = await asyncio.gather(scoring, return_exceptions=True)
+        finally:
+            scorer.gate.set()
+        return outcome
+
+    outcome = run(stop_while_scoring)
+
+    assert isinstance(outcome, NotReadyError)
+    assert outcome.retriable
+
+
 def test_requests_before_start_or_still_waiting_at_stop_are_not_ready(
     metrics: InferenceMetrics, executor: ThreadPoolExecutor
 ) -> None:

@@ -4,7 +4,7 @@ import math
 import queue
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -152,14 +152,14 @@ async def started(harness: Harness) -> AsyncIterator[Harness]:
 
 def run_with(
     scorers: dict[str, Scorer],
-    scenario: Callable[[Harness], object],
+    scenario: Callable[[Harness], Awaitable[None]],
     *,
     grace_seconds: float = 5.0,
 ) -> None:
     async def main() -> None:
         harness = Harness(scorers, grace_seconds)
         async for running in started(harness):
-            await scenario(running)  # type: ignore[misc]
+            await scenario(running)
 
     asyncio.run(main())
 
