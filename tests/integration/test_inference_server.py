@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -67,7 +68,10 @@ class RunningServer:
     target: str
 
     def metrics_text(self) -> str:
-        url = f"http://127.0.0.1:{self.server.metrics_port}/metrics"
+        return self.http("/metrics")
+
+    def http(self, path: str) -> str:
+        url = f"http://127.0.0.1:{self.server.metrics_port}{path}"
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
 
@@ -220,6 +224,13 @@ def test_recommend_answers_from_popularity_until_an_announced_model_serves(
     assert inference.health("recops.v1.Storefront") == (
         health_pb2.HealthCheckResponse.SERVING
     )
+    status = eventually(
+        lambda: (
+            (s := json.loads(inference.http("/status")))["answering"] == "model" and s
+        )
+    )
+    assert status["model_version"] == ready.version
+    assert not status["fallback"]
 
 
 @pytest.mark.parametrize(
