@@ -9,11 +9,14 @@ softmax over the whole catalogue.
 
 Customers here mostly buy again what they bought before, which a dot product
 learns poorly. So the model also reads a longer history, the last
-``history_len`` purchases, and adds to each product's score two facts about
-it: how often the customer bought it (``log1p`` of the count) and how
-recently (``1 / (1 + purchases since)``, 0 if never). Their weights come from
-the hidden state, so the model decides per customer and position how much a
-repeat is worth.
+``history_len`` purchases, and adds to the score of each product in it two
+facts: how often the customer bought it (``log1p`` of the count) and how
+recently (``1 / (1 + purchases since)``). Their weights are the sum of one
+from the hidden state, so the model decides per customer and position how
+much a repeat is worth, and one per product, since some products are bought
+again far more than others. The facts are computed per history slot, not per
+catalogue product, and scattered onto the catalogue's logits, so they cost
+``history_len`` entries a position rather than one per product.
 
 Histories are left-padded with index 0. Padding is masked out of attention
 and positions count from a customer's first purchase, so the scores at the
@@ -55,11 +58,13 @@ class SequentialRecommender(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(item_count))
         self.transformer = GPT2Model(_gpt2_config(config))
         self.repeat_weights = nn.Linear(config.hidden_size, len(HISTORY_FEATURES))
+        self.item_repeat_weights = nn.Embedding(item_count, len(HISTORY_FEATURES))
         nn.init.normal_(self.item_embedding.weight, std=0.02)
         with torch.no_grad():
             self.item_embedding.weight[PADDING_INDEX].zero_()
             self.repeat_weights.weight.zero_()
             self.repeat_weights.bias.fill_(1.0)
+            self.item_repeat_weights.weight.zero_()
 
     def hidden_states(self, item_seq: torch.Tensor) -> torch.Tensor:
         """The transformer's output at the last ``max_len`` positions, ``[B, L, H]``."""
@@ -74,58 +79,19 @@ class SequentialRecommender(nn.Module):
         hidden: torch.Tensor = output.last_hidden_state
         return hidden
 
-    def history_features(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Repeat features ``[B, L, F, V - 1]`` at the last ``max_len`` positions.
-
-        ``item_seq`` is ``[B, history_len]``; at each position only the
-        purchases up to and including it count.
-        """
-        batch, length = item_seq.shape
-        window = min(self.max_len, length)
-        start = length - window
-        present = item_seq.ne(PADDING_INDEX).float()
-        position = torch.arange(1, length + 1, dtype=torch.float32) * present
-
-        prefix = item_seq[:, :start]
-        counts = torch.zeros(batch, self.item_count).scatter_add(
-            1, prefix, present[:, :start]
-        )
-        last = torch.zeros(batch, self.item_count).scatter_reduce(
-            1, prefix, position[:, :start], reduce="amax"
-        )
-        recent = item_seq[:, start:, None]
-        shape = (batch, window, self.item_count)
-        steps = torch.zeros(shape).scatter(2, recent, present[:, start:, None])
-        marks = torch.zeros(shape).scatter(2, recent, position[:, start:, None])
-        counts_at = counts[:, None, :] + steps.cumsum(dim=1)
-        last_at = torch.maximum(last[:, None, :], marks.cummax(dim=1).values)
-        now = torch.arange(start + 1, length + 1, dtype=torch.float32)[None, :, None]
-        return _features(counts_at, last_at, now)[..., 1:]
-
-    def last_history_features(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Repeat features ``[B, F, V - 1]`` at the last position alone."""
-        batch, length = item_seq.shape
-        present = item_seq.ne(PADDING_INDEX).float()
-        position = torch.arange(1, length + 1, dtype=torch.float32) * present
-        counts = torch.zeros(batch, self.item_count).scatter_add(1, item_seq, present)
-        last = torch.zeros(batch, self.item_count).scatter_reduce(
-            1, item_seq, position, reduce="amax"
-        )
-        now = torch.full((1, 1), float(length))
-        return _features(counts, last, now)[..., 1:]
-
     def product_logits(
-        self, hidden: torch.Tensor, features: torch.Tensor
+        self, hidden: torch.Tensor, history: torch.Tensor, features: torch.Tensor
     ) -> torch.Tensor:
         """Logits ``[N, V - 1]`` of the products alone, index i for item i + 1.
 
-        ``hidden`` is ``[N, H]`` and ``features`` ``[N, F, V - 1]``.
+        ``hidden`` is ``[N, H]``; ``history`` ``[N, S]`` and ``features``
+        ``[N, S, F]`` are :func:`history_features` at the same positions.
         """
-        products = self.item_embedding.weight[1:]
-        logits = torch.addmm(self.item_bias[1:], hidden, products.T)
-        weights = self.repeat_weights(hidden)
-        repeat: torch.Tensor = torch.einsum("nf,nfv->nv", weights, features)
-        return logits + repeat
+        logits = torch.addmm(self.item_bias, hidden, self.item_embedding.weight.T)
+        weights = self.repeat_weights(hidden)[:, None, :]
+        weights = weights + self.item_repeat_weights(history)
+        repeat = (weights * features).sum(dim=-1)
+        return logits.scatter_add(1, history, repeat)[:, 1:]
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Scores ``[B, V]`` of the purchase after each history ``[B, history_len]``.
@@ -133,7 +99,8 @@ class SequentialRecommender(nn.Module):
         Padding gets :data:`PADDING_SCORE`.
         """
         hidden = self.hidden_states(item_seq)[:, -1]
-        scores = self.product_logits(hidden, self.last_history_features(item_seq))
+        features = history_features(item_seq, positions=1)[:, -1]
+        scores = self.product_logits(hidden, item_seq, features)
         padding = torch.full_like(scores[:, :1], PADDING_SCORE)
         return torch.cat([padding, scores], dim=1)
 
@@ -141,12 +108,37 @@ class SequentialRecommender(nn.Module):
 HISTORY_FEATURES = ("log_count", "recency")
 
 
-def _features(
-    counts: torch.Tensor, last: torch.Tensor, now: torch.Tensor
-) -> torch.Tensor:
-    """Stack ``log1p(count)`` and ``1 / (1 + age)`` (0 if never) on dim -2."""
-    recency = torch.where(last > 0, 1.0 / (1.0 + now - last), torch.zeros_like(last))
-    return torch.stack([torch.log1p(counts), recency], dim=-2)
+def history_features(item_seq: torch.Tensor, positions: int) -> torch.Tensor:
+    """What the history says of each purchase in it, at each of the last positions.
+
+    ``item_seq`` is ``[B, S]``; the result is ``[B, P, S, F]`` for the last
+    ``P = positions`` positions. At position t, the entry for history slot s
+    describes the product bought there, counting only purchases up to and
+    including t, and only at the product's last purchase so far; every other
+    entry (later slots, earlier purchases of the same product, padding) is 0.
+    So scattering the entries onto the catalogue gives each product bought
+    so far exactly one set of features: ``log1p`` of how often it was
+    bought, and ``1 / (1 + purchases since)``.
+    """
+    length = item_seq.size(1)
+    present = item_seq.ne(PADDING_INDEX)
+    same = (item_seq[:, :, None] == item_seq[:, None, :]) & present[:, None, :]
+    # running[b, s, t]: purchases of the product in slot s among slots 0..t.
+    running = same.cumsum(dim=2, dtype=torch.int32)
+    slots = torch.arange(length)
+    at = torch.arange(length - positions, length)
+    count = running[:, :, length - positions :].transpose(1, 2)
+    own = running.diagonal(dim1=1, dim2=2)
+    latest = (
+        (slots[None, :] <= at[:, None])[None]
+        & count.eq(own[:, None, :])
+        & present[:, None, :]
+    )
+    age = (at[:, None] - slots[None, :]).clamp(min=0).float()
+    log_count = torch.log1p(count.float())
+    recency = 1.0 / (1.0 + age)[None].expand_as(log_count)
+    features = torch.stack([log_count, recency], dim=-1)
+    return features * latest[..., None].float()
 
 
 def _gpt2_config(config: TrainingConfig) -> GPT2Config:

@@ -35,8 +35,13 @@ from trainer.evaluation import (
     ScoringRecommender,
     evaluate,
 )
-from trainer.model import SequentialRecommender
-from trainer.sequences import IGNORE_LABEL, ItemCatalogue, training_windows
+from trainer.model import SequentialRecommender, history_features
+from trainer.sequences import (
+    IGNORE_LABEL,
+    ItemCatalogue,
+    future_purchases,
+    training_windows,
+)
 from trainer.settings import TrainingConfig
 
 logger = logging.getLogger(__name__)
@@ -96,7 +101,8 @@ def train_recommender(
     """Train on ``histories`` and keep the epoch best on ``validation``."""
     seed_everything(config.seed)
     started = clock()
-    inputs, labels = training_windows(histories, config.max_len, config.history_len)
+    inputs, _ = training_windows(histories, config.max_len, config.history_len)
+    labels = future_purchases(histories, config.max_len, config.target_horizon)
     model = SequentialRecommender(len(catalogue), config)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -211,13 +217,14 @@ def _fit_one_epoch(
     for batch in batches:
         batch_inputs = inputs[batch]
         batch_labels = labels[batch]
-        labelled = batch_labels.ne(IGNORE_LABEL)
+        labelled = batch_labels[..., 0].ne(IGNORE_LABEL)
 
         hidden = model.hidden_states(batch_inputs)[labelled]
-        features = model.history_features(batch_inputs)[labelled]
-        loss = nn.functional.cross_entropy(
-            model.product_logits(hidden, features), batch_labels[labelled] - 1
-        )
+        positions = batch_labels.size(1)
+        features = history_features(batch_inputs, positions)[labelled]
+        rows = labelled.nonzero()[:, 0]
+        logits = model.product_logits(hidden, batch_inputs[rows], features)
+        loss = future_cross_entropy(logits, batch_labels[labelled])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
@@ -229,6 +236,20 @@ def _fit_one_epoch(
     if not np.isfinite(total_loss):
         raise TrainingError("training loss is not finite")
     return total_loss / max(total_labels, 1)
+
+
+def future_cross_entropy(logits: torch.Tensor, futures: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each position's next purchases, weighted equally.
+
+    ``logits`` ``[N, V - 1]`` are the products'; ``futures`` ``[N, h]`` the
+    catalogue indices bought next, :data:`IGNORE_LABEL` where there are none.
+    With ``h = 1`` this is the usual next-purchase cross-entropy.
+    """
+    log_probabilities = nn.functional.log_softmax(logits, dim=1)
+    known = futures.ne(IGNORE_LABEL)
+    picked = log_probabilities.gather(1, (futures - 1).clamp(min=0))
+    per_position = (picked * known).sum(dim=1) / known.sum(dim=1).clamp(min=1)
+    return -per_position.mean()
 
 
 def _validation_ndcg(
