@@ -113,3 +113,31 @@ def training_windows(
     if not inputs:
         raise SnapshotError("no customer has two purchases in the training split")
     return torch.tensor(inputs), torch.tensor(labels)
+
+
+def future_purchases(
+    histories: Iterable[list[int]], max_len: int, horizon: int
+) -> torch.Tensor:
+    """The next ``horizon`` purchases at every label of :func:`training_windows`.
+
+    ``[N, max_len, horizon]``, windows in the same order; column 0 is the
+    label itself, and a history's end or padding is :data:`IGNORE_LABEL`.
+    """
+    if horizon < 1:
+        raise ValueError("horizon must be at least 1")
+    futures: list[list[list[int]]] = []
+    for history in histories:
+        end = len(history)
+        while end >= 2:
+            rows = [
+                _right_pad(history[j : j + horizon], horizon)
+                for j in range(max(1, end - max_len), end)
+            ]
+            padding = [[IGNORE_LABEL] * horizon] * (max_len - len(rows))
+            futures.append(padding + rows)
+            end -= max_len
+    return torch.tensor(futures, dtype=torch.long).reshape(-1, max_len, horizon)
+
+
+def _right_pad(items: list[int], length: int) -> list[int]:
+    return items + [IGNORE_LABEL] * (length - len(items))

@@ -26,6 +26,7 @@ class TrainingConfig:
 
     max_len: int = 50
     history_len: int = 200
+    target_horizon: int = 1
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
@@ -45,6 +46,8 @@ class TrainingConfig:
             raise ValueError("max_len must be at least 2")
         if self.history_len < self.max_len:
             raise ValueError("history_len must be at least max_len")
+        if self.target_horizon < 1:
+            raise ValueError("target_horizon must be at least 1")
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be a multiple of num_heads")
         if not 0.0 <= self.dropout < 1.0:
