@@ -135,7 +135,8 @@ def print_report(report: TrainingReport) -> None:
     print(
         f"trained {report.trained.training_seconds:.1f} s, "
         f"{len(report.trained.epochs)} epochs (best {report.trained.best_epoch}, "
-        f"stopped: {report.trained.stop_reason}); "
+        f"stopped: {report.trained.stop_reason}), then "
+        f"{report.trained.refit_epochs} on training and validation; "
         f"peak memory {report.peak_memory_bytes / 2**20:.0f} MiB"
     )
     print(json.dumps(report.as_json()), flush=True)

@@ -82,6 +82,7 @@ class TrainingData:
     catalogue: ItemCatalogue
     train_log: PurchaseLog
     train_histories: dict[str, list[int]]
+    refit_histories: dict[str, list[int]]
     validation_cases: list[EvaluationCase]
     test_cases: list[EvaluationCase]
 
@@ -126,6 +127,7 @@ class TrainingReport:
             "training_seconds": round(self.trained.training_seconds, 3),
             "epochs": len(self.trained.epochs),
             "best_epoch": self.trained.best_epoch,
+            "refit_epochs": self.trained.refit_epochs,
             "stop_reason": self.trained.stop_reason,
             "peak_memory_bytes": self.peak_memory_bytes,
             "config": manifest.config,
@@ -156,6 +158,7 @@ def prepare_data(purchases: SnapshotPurchases) -> TrainingData:
         catalogue=catalogue,
         train_log=purchases.train,
         train_histories=train_histories,
+        refit_histories=before_test,
         validation_cases=evaluation_cases(train_histories, purchases.validation),
         test_cases=evaluation_cases(before_test, purchases.test),
     )
@@ -317,6 +320,7 @@ def store_model(
             "seconds": round(trained.training_seconds, 3),
             "epochs": len(trained.epochs),
             "best_epoch": trained.best_epoch,
+            "refit_epochs": trained.refit_epochs,
             "stop_reason": trained.stop_reason,
         },
         created_at=created_at,
@@ -351,6 +355,7 @@ def run_training(
         list(data.train_histories.values()),
         data.validation_cases,
         config,
+        refit_histories=list(data.refit_histories.values()),
         on_epoch=on_epoch,
         log_dir=settings.tensorboard_dir / version,
         progress=progress,

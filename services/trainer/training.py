@@ -68,13 +68,19 @@ class EpochRecord:
 
 @dataclasses.dataclass(frozen=True)
 class TrainedModel:
-    """The best model found, and how training went."""
+    """The best model found, and how training went.
+
+    ``epochs`` and ``best_epoch`` describe the run that chose the epoch;
+    ``refit_epochs`` counts the epochs of the refit that produced ``model``,
+    0 when there was none.
+    """
 
     model: SequentialRecommender
     epochs: list[EpochRecord]
     best_epoch: int
     training_seconds: float
     stop_reason: str
+    refit_epochs: int = 0
 
 
 EpochListener = Callable[[EpochRecord], None]
@@ -93,12 +99,65 @@ def train_recommender(
     validation: Sequence[EvaluationCase],
     config: TrainingConfig,
     *,
+    refit_histories: Sequence[list[int]] | None = None,
     on_epoch: EpochListener | None = None,
     clock: Clock = time.monotonic,
     log_dir: Path | None = None,
     progress: bool = False,
 ) -> TrainedModel:
-    """Train on ``histories`` and keep the epoch best on ``validation``."""
+    """Train on ``histories`` and keep the epoch best on ``validation``.
+
+    With ``refit_histories`` (the training histories continued through the
+    validation window) and validation customers, a fresh model is then
+    trained on them for the chosen number of epochs, with the same seed, and
+    returned in place of the chosen one: it has seen the months just before
+    the test window, which matter in a shop whose range follows the seasons.
+    """
+    started = clock()
+    if not validation:
+        logger.warning("no validation customers; choosing the epoch by its loss")
+    chosen = _fit(
+        catalogue,
+        histories,
+        validation,
+        config,
+        on_epoch=on_epoch,
+        clock=clock,
+        log_dir=log_dir,
+        progress=progress,
+    )
+    if refit_histories is None or not validation:
+        return chosen
+    logger.info("refitting for %d epochs on training and validation", chosen.best_epoch)
+    refit = _fit(
+        catalogue,
+        refit_histories,
+        (),
+        dataclasses.replace(config, max_epochs=chosen.best_epoch),
+        on_epoch=on_epoch,
+        clock=clock,
+        log_dir=None if log_dir is None else log_dir / "refit",
+        progress=progress,
+    )
+    return dataclasses.replace(
+        chosen,
+        model=refit.model,
+        training_seconds=clock() - started,
+        refit_epochs=len(refit.epochs),
+    )
+
+
+def _fit(
+    catalogue: ItemCatalogue,
+    histories: Sequence[list[int]],
+    validation: Sequence[EvaluationCase],
+    config: TrainingConfig,
+    *,
+    on_epoch: EpochListener | None,
+    clock: Clock,
+    log_dir: Path | None,
+    progress: bool,
+) -> TrainedModel:
     seed_everything(config.seed)
     started = clock()
     inputs, _ = training_windows(histories, config.max_len, config.history_len)
@@ -116,8 +175,6 @@ def train_recommender(
     )
 
     epochs: list[EpochRecord] = []
-    if not validation:
-        logger.warning("no validation customers; choosing the epoch by its loss")
     best_state = copy.deepcopy(model.state_dict())
     stop_reason = "max_epochs"
     curves = _Curves(log_dir)

@@ -1,10 +1,12 @@
 import pytest
+import torch
 
 from trainer.errors import SnapshotError
 from trainer.sequences import (
     IGNORE_LABEL,
     ItemCatalogue,
     customer_histories,
+    future_purchases,
     left_pad,
     training_windows,
 )
@@ -102,3 +104,26 @@ def test_inputs_shorter_than_the_label_window_are_refused() -> None:
 def test_no_history_long_enough_to_learn_from_is_refused() -> None:
     with pytest.raises(SnapshotError):
         training_windows([[1], [2]], max_len=4)
+
+
+def test_future_purchases_list_the_next_ones_after_each_label() -> None:
+    history = [1, 2, 3, 4, 5]
+    _, labels = training_windows([history], max_len=3)
+
+    futures = future_purchases([history], max_len=3, horizon=2)
+
+    assert futures.shape == (2, 3, 2)
+    assert torch.equal(futures[..., 0], labels)
+    # The window ending at the history's end: labels 3, 4, 5.
+    assert futures[0].tolist() == [[3, 4], [4, 5], [5, IGNORE_LABEL]]
+    # The one before it holds the single label 2 after padding.
+    assert futures[1].tolist() == [
+        [IGNORE_LABEL, IGNORE_LABEL],
+        [IGNORE_LABEL, IGNORE_LABEL],
+        [2, 3],
+    ]
+
+
+def test_a_horizon_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="horizon"):
+        future_purchases([[1, 2]], max_len=2, horizon=0)

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -8,9 +9,9 @@ from trainer_snapshots import TINY_CONFIG, purchase_log, successor_sequences
 
 from trainer.baselines import PopularityRecommender
 from trainer.evaluation import EvaluationCase, ScoringRecommender, evaluate
-from trainer.sequences import ItemCatalogue
+from trainer.sequences import IGNORE_LABEL, ItemCatalogue
 from trainer.snapshot import PurchaseLog
-from trainer.training import train_recommender
+from trainer.training import future_cross_entropy, train_recommender
 
 
 def as_log(sequences: list[list[str]]) -> PurchaseLog:
@@ -123,3 +124,44 @@ def test_without_a_log_dir_no_event_files_are_written(
     )
 
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_the_chosen_epochs_are_run_again_on_the_longer_histories() -> None:
+    sequences = successor_sequences(customers=60, length=8, items=20)
+    catalogue = ItemCatalogue.from_purchases(as_log(sequences))
+    short = [catalogue.encode(s[:5]) for s in sequences[:40]]
+    longer = [catalogue.encode(s) for s in sequences[:40]]
+    validation = cases(sequences[40:], catalogue)
+    config = dataclasses.replace(TINY_CONFIG, max_epochs=3, patience_epochs=3)
+
+    chosen = train_recommender(catalogue, short, validation, config)
+    refitted = train_recommender(
+        catalogue, short, validation, config, refit_histories=longer
+    )
+    unvalidated = train_recommender(
+        catalogue, short, [], config, refit_histories=longer
+    )
+
+    assert refitted.best_epoch == chosen.best_epoch
+    assert refitted.refit_epochs == chosen.best_epoch
+    assert [e.train_loss for e in refitted.epochs] == [
+        e.train_loss for e in chosen.epochs
+    ]
+    assert not torch.equal(
+        refitted.model.item_bias.detach(), chosen.model.item_bias.detach()
+    )
+    assert unvalidated.refit_epochs == 0
+
+
+def test_the_loss_over_several_next_purchases_weighs_each_known_one_equally() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    futures = torch.tensor([[1, 2], [3, IGNORE_LABEL]])
+
+    loss = future_cross_entropy(logits, futures)
+
+    expected = -((math.log(0.5) + math.log(0.25)) / 2 + math.log(0.8)) / 2
+    assert loss.item() == pytest.approx(expected)
+    single = future_cross_entropy(logits, futures[:, :1])
+    assert single.item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).item()
+    )
