@@ -59,7 +59,12 @@ from trainer.publish import (
     report_refusal,
 )
 from trainer.registry import keep_version, load_serving_model, store_for, write_serving
-from trainer.sequences import PADDING_INDEX, ItemCatalogue, customer_histories
+from trainer.sequences import (
+    PADDING_INDEX,
+    ItemCatalogue,
+    basket_starts,
+    customer_histories,
+)
 from trainer.settings import TrainerSettings
 from trainer.snapshot import PurchaseLog, SnapshotPurchases, load_purchases
 from trainer.training import EpochRecord, TrainedModel, train_recommender
@@ -82,7 +87,9 @@ class TrainingData:
     catalogue: ItemCatalogue
     train_log: PurchaseLog
     train_histories: dict[str, list[int]]
+    train_starts: dict[str, list[bool]]
     refit_histories: dict[str, list[int]]
+    refit_starts: dict[str, list[bool]]
     validation_cases: list[EvaluationCase]
     test_cases: list[EvaluationCase]
 
@@ -158,7 +165,9 @@ def prepare_data(purchases: SnapshotPurchases) -> TrainingData:
         catalogue=catalogue,
         train_log=purchases.train,
         train_histories=train_histories,
+        train_starts=basket_starts([purchases.train], catalogue),
         refit_histories=before_test,
+        refit_starts=basket_starts([purchases.train, purchases.validation], catalogue),
         validation_cases=evaluation_cases(train_histories, purchases.validation),
         test_cases=evaluation_cases(before_test, purchases.test),
     )
@@ -355,7 +364,9 @@ def run_training(
         list(data.train_histories.values()),
         data.validation_cases,
         config,
+        starts=list(data.train_starts.values()),
         refit_histories=list(data.refit_histories.values()),
+        refit_starts=list(data.refit_starts.values()),
         on_epoch=on_epoch,
         log_dir=settings.tensorboard_dir / version,
         progress=progress,

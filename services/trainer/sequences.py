@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -77,6 +77,25 @@ def customer_histories(
     return dict(histories)
 
 
+def basket_starts(
+    logs: Iterable[PurchaseLog], catalogue: ItemCatalogue
+) -> dict[str, list[bool]]:
+    """Beside each purchase of :func:`customer_histories`: does a basket start there?
+
+    A basket is one customer's purchases at one event time (an invoice); the
+    first purchase of a history starts one.
+    """
+    starts: dict[str, list[bool]] = collections.defaultdict(list)
+    last_time: dict[str, float] = {}
+    for log in logs:
+        rows = zip(log.user_ids, log.item_ids, log.event_times, strict=True)
+        for user_id, item_id, at in rows:
+            if item_id in catalogue.index:
+                starts[user_id].append(last_time.get(user_id) != at)
+                last_time[user_id] = at
+    return dict(starts)
+
+
 def left_pad(items: list[int], length: int, value: int = PADDING_INDEX) -> list[int]:
     """The last ``length`` items, padded on the left with ``value``."""
     tail = items[-length:]
@@ -116,24 +135,35 @@ def training_windows(
 
 
 def future_purchases(
-    histories: Iterable[list[int]], max_len: int, horizon: int
+    histories: Sequence[list[int]],
+    max_len: int,
+    horizon: int,
+    starts: Sequence[list[bool]] | None = None,
 ) -> torch.Tensor:
     """The next ``horizon`` purchases at every label of :func:`training_windows`.
 
     ``[N, max_len, horizon]``, windows in the same order; column 0 is the
     label itself, and a history's end or padding is :data:`IGNORE_LABEL`.
+    With ``starts`` (:func:`basket_starts`, one list per history), only
+    labels that start a basket are kept: the model then learns at basket
+    ends, where Recommend is asked, what the next baskets hold.
     """
     if horizon < 1:
         raise ValueError("horizon must be at least 1")
+    if starts is not None and len(starts) != len(histories):
+        raise ValueError("starts must have one list per history")
+    unlabelled = [IGNORE_LABEL] * horizon
     futures: list[list[list[int]]] = []
-    for history in histories:
+    for n, history in enumerate(histories):
         end = len(history)
         while end >= 2:
             rows = [
                 _right_pad(history[j : j + horizon], horizon)
+                if starts is None or starts[n][j]
+                else unlabelled
                 for j in range(max(1, end - max_len), end)
             ]
-            padding = [[IGNORE_LABEL] * horizon] * (max_len - len(rows))
+            padding = [unlabelled] * (max_len - len(rows))
             futures.append(padding + rows)
             end -= max_len
     return torch.tensor(futures, dtype=torch.long).reshape(-1, max_len, horizon)

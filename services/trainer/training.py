@@ -99,7 +99,9 @@ def train_recommender(
     validation: Sequence[EvaluationCase],
     config: TrainingConfig,
     *,
+    starts: Sequence[list[bool]] | None = None,
     refit_histories: Sequence[list[int]] | None = None,
+    refit_starts: Sequence[list[bool]] | None = None,
     on_epoch: EpochListener | None = None,
     clock: Clock = time.monotonic,
     log_dir: Path | None = None,
@@ -112,6 +114,8 @@ def train_recommender(
     trained on them for the chosen number of epochs, with the same seed, and
     returned in place of the chosen one: it has seen the months just before
     the test window, which matter in a shop whose range follows the seasons.
+    ``starts`` and ``refit_starts`` (:func:`~trainer.sequences.basket_starts`)
+    restrict learning to basket ends; without them every purchase is a label.
     """
     started = clock()
     if not validation:
@@ -119,6 +123,7 @@ def train_recommender(
     chosen = _fit(
         catalogue,
         histories,
+        starts,
         validation,
         config,
         on_epoch=on_epoch,
@@ -132,6 +137,7 @@ def train_recommender(
     refit = _fit(
         catalogue,
         refit_histories,
+        refit_starts,
         (),
         dataclasses.replace(config, max_epochs=chosen.best_epoch),
         on_epoch=on_epoch,
@@ -150,6 +156,7 @@ def train_recommender(
 def _fit(
     catalogue: ItemCatalogue,
     histories: Sequence[list[int]],
+    starts: Sequence[list[bool]] | None,
     validation: Sequence[EvaluationCase],
     config: TrainingConfig,
     *,
@@ -161,7 +168,11 @@ def _fit(
     seed_everything(config.seed)
     started = clock()
     inputs, _ = training_windows(histories, config.max_len, config.history_len)
-    labels = future_purchases(histories, config.max_len, config.target_horizon)
+    labels = future_purchases(histories, config.max_len, config.target_horizon, starts)
+    learnable = labels[..., 0].ne(IGNORE_LABEL).any(dim=1)
+    inputs, labels = inputs[learnable], labels[learnable]
+    if not len(inputs):
+        raise TrainingError("no basket is followed by another to learn from")
     model = SequentialRecommender(len(catalogue), config)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay

@@ -5,6 +5,7 @@ from trainer.errors import SnapshotError
 from trainer.sequences import (
     IGNORE_LABEL,
     ItemCatalogue,
+    basket_starts,
     customer_histories,
     future_purchases,
     left_pad,
@@ -127,3 +128,31 @@ def test_future_purchases_list_the_next_ones_after_each_label() -> None:
 def test_a_horizon_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="horizon"):
         future_purchases([[1, 2]], max_len=2, horizon=0)
+
+
+def test_a_basket_starts_at_each_new_event_time_of_a_customer() -> None:
+    purchases = PurchaseLog(
+        user_ids=["A", "A", "B", "A", "A", "B"],
+        item_ids=["x", "y", "x", "gone", "z", "y"],
+        item_descriptions=[""] * 6,
+        event_times=[60.0, 60.0, 60.0, 120.0, 120.0, 180.0],
+    )
+    catalogue = ItemCatalogue.from_purchases(
+        log(("A", "x", ""), ("A", "y", ""), ("A", "z", ""))
+    )
+
+    starts = basket_starts([purchases], catalogue)
+
+    assert customer_histories([purchases], catalogue) == {"A": [1, 2, 3], "B": [1, 2]}
+    # A's unknown product is skipped, but its basket still starts at 120.
+    assert starts == {"A": [True, False, True], "B": [True, True]}
+
+
+def test_with_basket_starts_only_labels_that_start_a_basket_are_kept() -> None:
+    history = [1, 2, 3, 4, 5]
+    starts = [True, False, True, False, True]
+
+    futures = future_purchases([history], max_len=4, horizon=2, starts=[starts])
+
+    assert futures[0, :, 0].tolist() == [IGNORE_LABEL, 3, IGNORE_LABEL, 5]
+    assert futures[0, 1].tolist() == [3, 4]
