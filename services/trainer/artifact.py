@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -118,6 +119,7 @@ class ModelManifest:
     metrics: dict[str, float]
     config: dict[str, int | float]
     training: dict[str, int | float | str]
+    code_version: str = ""
     model_file: str = MODEL_FILE
     files: dict[str, FileRecord] = dataclasses.field(default_factory=dict)
 
@@ -175,6 +177,34 @@ class StoredModel:
         if self.artifact_uri is not None:
             return self.artifact_uri
         return self.model_path.resolve().as_uri()
+
+
+def code_version(env: Mapping[str, str] | None = None) -> str:
+    """The code that trains: ``RECOPS_CODE_VERSION`` if set (images set it),
+    else the checkout's git commit, ``-dirty`` with local changes, else
+    ``unknown``."""
+    env = os.environ if env is None else env
+    if env.get("RECOPS_CODE_VERSION"):
+        return env["RECOPS_CODE_VERSION"]
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if changes else commit
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -249,6 +279,7 @@ def write_model_version(
     config: Mapping[str, int | float],
     training: Mapping[str, int | float | str],
     created_at: datetime,
+    code_version: str = "",
 ) -> StoredModel:
     """Save ``module`` and its manifest as a new version, all or nothing."""
     try:
@@ -283,6 +314,7 @@ def write_model_version(
                 metrics=dict(metrics),
                 config=dict(config),
                 training=dict(training),
+                code_version=code_version,
                 files=files,
             )
             (staging / MANIFEST_FILE).write_text(manifest.to_json())

@@ -29,6 +29,7 @@ from trainer.artifact import (
     LoadedModel,
     ModelMetadata,
     StoredModel,
+    code_version,
     new_version,
     write_model_version,
 )
@@ -333,6 +334,7 @@ def store_model(
             "stop_reason": trained.stop_reason,
         },
         created_at=created_at,
+        code_version=code_version(),
     )
 
 

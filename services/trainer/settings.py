@@ -25,8 +25,8 @@ class TrainingConfig:
     """Hyperparameters of one training run; stored in every manifest."""
 
     max_len: int = 50
-    history_len: int = 200
-    target_horizon: int = 1
+    history_len: int = 500
+    target_horizon: int = 30
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
@@ -36,10 +36,10 @@ class TrainingConfig:
     batch_size: int = 128
     max_epochs: int = 30
     patience_epochs: int = 3
-    max_training_seconds: float = 150.0
+    max_training_seconds: float = 300.0
     seed: int = 42
     cutoff: int = 10
-    eval_batch_size: int = 512
+    eval_batch_size: int = 128
 
     def __post_init__(self) -> None:
         if self.max_len < 2:

@@ -1,4 +1,5 @@
 import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from trainer.artifact import (
     MODEL_FILE,
     ModelMetadata,
     StoredModel,
+    code_version,
     file_digest,
     list_versions,
     load_model_uri,
@@ -158,3 +160,16 @@ def test_versions_name_the_utc_time_then_eight_hex_digits() -> None:
     assert stamp == "20261203T190102Z"
     assert len(token) == 8
     int(token, 16)
+
+
+def test_the_code_version_is_the_environment_s_or_the_checkout_s_commit() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    assert code_version({"RECOPS_CODE_VERSION": "1.4.2"}) == "1.4.2"
+    assert code_version({}).removesuffix("-dirty") == head

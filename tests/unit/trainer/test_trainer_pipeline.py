@@ -13,6 +13,7 @@ from eventbus.contracts import Alert, ModelReady
 from trainer import pipeline
 from trainer.artifact import (
     MODEL_NAME,
+    code_version,
     file_digest,
     list_versions,
     load_model_uri,
@@ -101,6 +102,7 @@ def test_a_first_run_is_accepted_stored_announced_and_served(tmp_path: Path) -> 
     assert serving_version(config) == event.version
     assert (event.sha256, event.size_bytes) == file_digest(version_dir / "model.pt")
     assert event.snapshot_id == "s1"
+    assert report.stored.manifest.code_version == code_version()
     assert not alerts.alerts
     assert registry.get_sample_value("recops_trainer_models_published_total") == 1.0
     assert registry.get_sample_value("recops_trainer_models_refused_total") == 0.0
