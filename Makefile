@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup venv proto kafka-up kafka-down kafka-status kafka-destroy \
 	test test-unit test-integration demo lint typecheck clean \
-	bench-ingest evaluate-search
+	bench-ingest bench-train evaluate-search
 
 setup: venv proto deploy-tools
 	@$(PYTHON) deploy/kafka/cluster.py fetch
@@ -66,6 +66,10 @@ test-integration: setup
 # Benchmarks start a cluster of their own and write JSON under reports/bench/.
 bench-ingest: setup
 	$(PY) bench/ingest_throughput.py
+
+# A full training run on the newest snapshot `make demo` cut, run twice.
+bench-train: setup
+	$(PY) bench/train.py
 
 # Search rankers on the ESCI judgments; product embeddings cached in CACHE_DIR.
 evaluate-search: setup
