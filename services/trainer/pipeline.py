@@ -63,7 +63,7 @@ from trainer.registry import keep_version, load_serving_model, store_for, write_
 from trainer.sequences import (
     PADDING_INDEX,
     ItemCatalogue,
-    basket_starts,
+    basket_weights,
     customer_histories,
 )
 from trainer.settings import TrainerSettings
@@ -88,9 +88,9 @@ class TrainingData:
     catalogue: ItemCatalogue
     train_log: PurchaseLog
     train_histories: dict[str, list[int]]
-    train_starts: dict[str, list[bool]]
+    train_weights: dict[str, list[float]]
     refit_histories: dict[str, list[int]]
-    refit_starts: dict[str, list[bool]]
+    refit_weights: dict[str, list[float]]
     validation_cases: list[EvaluationCase]
     test_cases: list[EvaluationCase]
 
@@ -157,8 +157,11 @@ class ModelRefusedError(TrainerError):
         self.report = report
 
 
-def prepare_data(purchases: SnapshotPurchases) -> TrainingData:
-    """Number the products and build the training histories and the cases."""
+def prepare_data(purchases: SnapshotPurchases, half_life: float = 0.0) -> TrainingData:
+    """Number the products; build the histories, their label weights, the cases.
+
+    ``half_life`` is :attr:`TrainingConfig.recency_half_life_days`.
+    """
     catalogue = ItemCatalogue.from_purchases(purchases.train)
     train_histories = customer_histories([purchases.train], catalogue)
     before_test = customer_histories([purchases.train, purchases.validation], catalogue)
@@ -166,9 +169,11 @@ def prepare_data(purchases: SnapshotPurchases) -> TrainingData:
         catalogue=catalogue,
         train_log=purchases.train,
         train_histories=train_histories,
-        train_starts=basket_starts([purchases.train], catalogue),
+        train_weights=basket_weights([purchases.train], catalogue, half_life),
         refit_histories=before_test,
-        refit_starts=basket_starts([purchases.train, purchases.validation], catalogue),
+        refit_weights=basket_weights(
+            [purchases.train, purchases.validation], catalogue, half_life
+        ),
         validation_cases=evaluation_cases(train_histories, purchases.validation),
         test_cases=evaluation_cases(before_test, purchases.test),
     )
@@ -354,7 +359,7 @@ def run_training(
     created_at = datetime.now(UTC)
     version = new_version(created_at)
     purchases = load_purchases(snapshot_dir)
-    data = prepare_data(purchases)
+    data = prepare_data(purchases, settings.training.recency_half_life_days)
     config = settings.training
 
     def on_epoch(record: EpochRecord) -> None:
@@ -366,9 +371,9 @@ def run_training(
         list(data.train_histories.values()),
         data.validation_cases,
         config,
-        starts=list(data.train_starts.values()),
+        weights=list(data.train_weights.values()),
         refit_histories=list(data.refit_histories.values()),
-        refit_starts=list(data.refit_starts.values()),
+        refit_weights=list(data.refit_weights.values()),
         on_epoch=on_epoch,
         log_dir=settings.tensorboard_dir / version,
         progress=progress,

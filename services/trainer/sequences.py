@@ -17,6 +17,8 @@ import torch
 from trainer.errors import SnapshotError
 from trainer.snapshot import PurchaseLog
 
+_SECONDS_PER_DAY = 86_400.0
+
 PADDING_INDEX = 0
 IGNORE_LABEL = -100
 
@@ -77,23 +79,35 @@ def customer_histories(
     return dict(histories)
 
 
-def basket_starts(
-    logs: Iterable[PurchaseLog], catalogue: ItemCatalogue
-) -> dict[str, list[bool]]:
-    """Beside each purchase of :func:`customer_histories`: does a basket start there?
+def basket_weights(
+    logs: Sequence[PurchaseLog],
+    catalogue: ItemCatalogue,
+    half_life_days: float = 0.0,
+) -> dict[str, list[float]]:
+    """Beside each purchase of :func:`customer_histories`, its weight as a label.
 
-    A basket is one customer's purchases at one event time (an invoice); the
-    first purchase of a history starts one.
+    A basket is one customer's purchases at one event time (an invoice).
+    Only a basket's first purchase is a label, learnt from the history
+    before it: 0.0 elsewhere. Its weight is 1.0, or with ``half_life_days``
+    halves for every that many days it lies before the last purchase in
+    ``logs``, so that recent baskets count more.
     """
-    starts: dict[str, list[bool]] = collections.defaultdict(list)
+    times = [at for log in logs for at in log.event_times]
+    end = max(times, default=0.0)
+    weights: dict[str, list[float]] = collections.defaultdict(list)
     last_time: dict[str, float] = {}
     for log in logs:
         rows = zip(log.user_ids, log.item_ids, log.event_times, strict=True)
         for user_id, item_id, at in rows:
-            if item_id in catalogue.index:
-                starts[user_id].append(last_time.get(user_id) != at)
-                last_time[user_id] = at
-    return dict(starts)
+            if item_id not in catalogue.index:
+                continue
+            weight = 0.0
+            if last_time.get(user_id) != at:
+                age_days = (end - at) / _SECONDS_PER_DAY
+                weight = 0.5 ** (age_days / half_life_days) if half_life_days else 1.0
+            weights[user_id].append(weight)
+            last_time[user_id] = at
+    return dict(weights)
 
 
 def left_pad(items: list[int], length: int, value: int = PADDING_INDEX) -> list[int]:
@@ -138,20 +152,20 @@ def future_purchases(
     histories: Sequence[list[int]],
     max_len: int,
     horizon: int,
-    starts: Sequence[list[bool]] | None = None,
+    weights: Sequence[list[float]] | None = None,
 ) -> torch.Tensor:
     """The next ``horizon`` purchases at every label of :func:`training_windows`.
 
     ``[N, max_len, horizon]``, windows in the same order; column 0 is the
     label itself, and a history's end or padding is :data:`IGNORE_LABEL`.
-    With ``starts`` (:func:`basket_starts`, one list per history), only
-    labels that start a basket are kept: the model then learns at basket
+    With ``weights`` (:func:`basket_weights`, one list per history), only
+    labels of positive weight are kept: the model then learns at basket
     ends, where Recommend is asked, what the next baskets hold.
     """
     if horizon < 1:
         raise ValueError("horizon must be at least 1")
-    if starts is not None and len(starts) != len(histories):
-        raise ValueError("starts must have one list per history")
+    if weights is not None and len(weights) != len(histories):
+        raise ValueError("weights must have one list per history")
     unlabelled = [IGNORE_LABEL] * horizon
     futures: list[list[list[int]]] = []
     for n, history in enumerate(histories):
@@ -159,7 +173,7 @@ def future_purchases(
         while end >= 2:
             rows = [
                 _right_pad(history[j : j + horizon], horizon)
-                if starts is None or starts[n][j]
+                if weights is None or weights[n][j] > 0
                 else unlabelled
                 for j in range(max(1, end - max_len), end)
             ]
@@ -167,6 +181,22 @@ def future_purchases(
             futures.append(padding + rows)
             end -= max_len
     return torch.tensor(futures, dtype=torch.long).reshape(-1, max_len, horizon)
+
+
+def label_weights(weights: Sequence[list[float]], max_len: int) -> torch.Tensor:
+    """Each label's weight ``[N, max_len]``, windows as in :func:`training_windows`.
+
+    ``weights`` is :func:`basket_weights`' lists, in the histories' order;
+    padding weighs 0.
+    """
+    rows: list[list[float]] = []
+    for history in weights:
+        end = len(history)
+        while end >= 2:
+            row = history[max(1, end - max_len) : end]
+            rows.append([0.0] * (max_len - len(row)) + row)
+            end -= max_len
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, max_len)
 
 
 def _right_pad(items: list[int], length: int) -> list[int]:

@@ -27,6 +27,7 @@ class TrainingConfig:
     max_len: int = 50
     history_len: int = 500
     target_horizon: int = 30
+    recency_half_life_days: float = 0.0
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
@@ -46,6 +47,8 @@ class TrainingConfig:
             raise ValueError("max_len must be at least 2")
         if self.history_len < self.max_len:
             raise ValueError("history_len must be at least max_len")
+        if self.recency_half_life_days < 0:
+            raise ValueError("recency_half_life_days must be 0 (off) or positive")
         if self.target_horizon < 1:
             raise ValueError("target_horizon must be at least 1")
         if self.hidden_size % self.num_heads:

@@ -40,6 +40,7 @@ from trainer.sequences import (
     IGNORE_LABEL,
     ItemCatalogue,
     future_purchases,
+    label_weights,
     training_windows,
 )
 from trainer.settings import TrainingConfig
@@ -99,9 +100,9 @@ def train_recommender(
     validation: Sequence[EvaluationCase],
     config: TrainingConfig,
     *,
-    starts: Sequence[list[bool]] | None = None,
+    weights: Sequence[list[float]] | None = None,
     refit_histories: Sequence[list[int]] | None = None,
-    refit_starts: Sequence[list[bool]] | None = None,
+    refit_weights: Sequence[list[float]] | None = None,
     on_epoch: EpochListener | None = None,
     clock: Clock = time.monotonic,
     log_dir: Path | None = None,
@@ -114,8 +115,9 @@ def train_recommender(
     trained on them for the chosen number of epochs, with the same seed, and
     returned in place of the chosen one: it has seen the months just before
     the test window, which matter in a shop whose range follows the seasons.
-    ``starts`` and ``refit_starts`` (:func:`~trainer.sequences.basket_starts`)
-    restrict learning to basket ends; without them every purchase is a label.
+    ``weights`` and ``refit_weights`` (:func:`~trainer.sequences.basket_weights`)
+    restrict learning to basket ends and weigh each; without them every
+    purchase is a label of weight 1.
     """
     started = clock()
     if not validation:
@@ -123,7 +125,7 @@ def train_recommender(
     chosen = _fit(
         catalogue,
         histories,
-        starts,
+        weights,
         validation,
         config,
         on_epoch=on_epoch,
@@ -137,7 +139,7 @@ def train_recommender(
     refit = _fit(
         catalogue,
         refit_histories,
-        refit_starts,
+        refit_weights,
         (),
         dataclasses.replace(config, max_epochs=chosen.best_epoch),
         on_epoch=on_epoch,
@@ -156,7 +158,7 @@ def train_recommender(
 def _fit(
     catalogue: ItemCatalogue,
     histories: Sequence[list[int]],
-    starts: Sequence[list[bool]] | None,
+    weights: Sequence[list[float]] | None,
     validation: Sequence[EvaluationCase],
     config: TrainingConfig,
     *,
@@ -168,9 +170,14 @@ def _fit(
     seed_everything(config.seed)
     started = clock()
     inputs, _ = training_windows(histories, config.max_len, config.history_len)
-    labels = future_purchases(histories, config.max_len, config.target_horizon, starts)
+    labels = future_purchases(histories, config.max_len, config.target_horizon, weights)
+    if weights is None:
+        label_weight = labels[..., 0].ne(IGNORE_LABEL).float()
+    else:
+        label_weight = label_weights(weights, config.max_len)
     learnable = labels[..., 0].ne(IGNORE_LABEL).any(dim=1)
     inputs, labels = inputs[learnable], labels[learnable]
+    label_weight = label_weight[learnable]
     if not len(inputs):
         raise TrainingError("no basket is followed by another to learn from")
     model = SequentialRecommender(len(catalogue), config)
@@ -198,7 +205,9 @@ def _fit(
         batches = _batches(len(inputs), config.batch_size, shuffler)
         if progress:
             batches = tqdm(batches, desc=f"epoch {epoch}", unit="batch", leave=False)
-        loss = _fit_one_epoch(model, optimiser, inputs, labels, batches, curves)
+        loss = _fit_one_epoch(
+            model, optimiser, (inputs, labels, label_weight), batches, curves
+        )
         ndcg = _validation_ndcg(model, validation, catalogue, config)
         record = EpochRecord(epoch, loss, ndcg, clock() - epoch_started)
         epochs.append(record)
@@ -275,12 +284,12 @@ def _batches(
 def _fit_one_epoch(
     model: SequentialRecommender,
     optimiser: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
+    windows: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     batches: Iterable[torch.Tensor],
     curves: _Curves,
 ) -> float:
     model.train()
+    inputs, labels, label_weight = windows
     total_loss, total_labels = 0.0, 0
     for batch in batches:
         batch_inputs = inputs[batch]
@@ -292,7 +301,9 @@ def _fit_one_epoch(
         features = history_features(batch_inputs, positions)[labelled]
         rows = labelled.nonzero()[:, 0]
         logits = model.product_logits(hidden, batch_inputs[rows], features)
-        loss = future_cross_entropy(logits, batch_labels[labelled])
+        loss = future_cross_entropy(
+            logits, batch_labels[labelled], label_weight[batch][labelled]
+        )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
@@ -306,18 +317,24 @@ def _fit_one_epoch(
     return total_loss / max(total_labels, 1)
 
 
-def future_cross_entropy(logits: torch.Tensor, futures: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each position's next purchases, weighted equally.
+def future_cross_entropy(
+    logits: torch.Tensor, futures: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy of each position's next purchases, averaged over positions.
 
     ``logits`` ``[N, V - 1]`` are the products'; ``futures`` ``[N, h]`` the
-    catalogue indices bought next, :data:`IGNORE_LABEL` where there are none.
-    With ``h = 1`` this is the usual next-purchase cross-entropy.
+    catalogue indices bought next, :data:`IGNORE_LABEL` where there are none;
+    each known one counts equally within its position. ``weights`` ``[N]``
+    weigh the positions (equally without). With ``h = 1`` and no weights
+    this is the usual next-purchase cross-entropy.
     """
     log_probabilities = nn.functional.log_softmax(logits, dim=1)
     known = futures.ne(IGNORE_LABEL)
     picked = log_probabilities.gather(1, (futures - 1).clamp(min=0))
     per_position = (picked * known).sum(dim=1) / known.sum(dim=1).clamp(min=1)
-    return -per_position.mean()
+    if weights is None:
+        return -per_position.mean()
+    return -(per_position * weights).sum() / weights.sum().clamp(min=1e-12)
 
 
 def _validation_ndcg(

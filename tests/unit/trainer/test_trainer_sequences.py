@@ -5,9 +5,10 @@ from trainer.errors import SnapshotError
 from trainer.sequences import (
     IGNORE_LABEL,
     ItemCatalogue,
-    basket_starts,
+    basket_weights,
     customer_histories,
     future_purchases,
+    label_weights,
     left_pad,
     training_windows,
 )
@@ -141,18 +142,36 @@ def test_a_basket_starts_at_each_new_event_time_of_a_customer() -> None:
         log(("A", "x", ""), ("A", "y", ""), ("A", "z", ""))
     )
 
-    starts = basket_starts([purchases], catalogue)
+    weights = basket_weights([purchases], catalogue)
 
     assert customer_histories([purchases], catalogue) == {"A": [1, 2, 3], "B": [1, 2]}
     # A's unknown product is skipped, but its basket still starts at 120.
-    assert starts == {"A": [True, False, True], "B": [True, True]}
+    assert weights == {"A": [1.0, 0.0, 1.0], "B": [1.0, 1.0]}
 
 
-def test_with_basket_starts_only_labels_that_start_a_basket_are_kept() -> None:
+def test_with_a_half_life_older_baskets_weigh_less() -> None:
+    day = 86_400.0
+    purchases = PurchaseLog(
+        user_ids=["A", "A", "A"],
+        item_ids=["x", "y", "x"],
+        item_descriptions=[""] * 3,
+        event_times=[0.0, 10 * day, 20 * day],
+    )
+    catalogue = ItemCatalogue.from_purchases(purchases)
+
+    weights = basket_weights([purchases], catalogue, half_life_days=10.0)
+
+    assert weights["A"] == pytest.approx([0.25, 0.5, 1.0])
+
+
+def test_with_weights_only_labels_that_start_a_basket_are_kept() -> None:
     history = [1, 2, 3, 4, 5]
-    starts = [True, False, True, False, True]
+    weights = [1.0, 0.0, 0.5, 0.0, 1.0]
 
-    futures = future_purchases([history], max_len=4, horizon=2, starts=[starts])
+    futures = future_purchases([history], max_len=4, horizon=2, weights=[weights])
+    weighed = label_weights([weights], max_len=4)
 
     assert futures[0, :, 0].tolist() == [IGNORE_LABEL, 3, IGNORE_LABEL, 5]
     assert futures[0, 1].tolist() == [3, 4]
+    assert weighed[0].tolist() == [0.0, 0.5, 0.0, 1.0]
+    assert weighed.shape == futures.shape[:2]

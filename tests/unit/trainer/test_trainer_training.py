@@ -161,6 +161,9 @@ def test_the_loss_over_several_next_purchases_weighs_each_known_one_equally() ->
 
     expected = -((math.log(0.5) + math.log(0.25)) / 2 + math.log(0.8)) / 2
     assert loss.item() == pytest.approx(expected)
+    weighed = future_cross_entropy(logits, futures, torch.tensor([1.0, 3.0]))
+    expected_weighed = -((math.log(0.5) + math.log(0.25)) / 2 + 3 * math.log(0.8)) / 4
+    assert weighed.item() == pytest.approx(expected_weighed)
     single = future_cross_entropy(logits, futures[:, :1])
     assert single.item() == pytest.approx(
         torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).item()
