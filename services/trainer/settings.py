@@ -27,7 +27,7 @@ class TrainingConfig:
     max_len: int = 50
     history_len: int = 500
     target_horizon: int = 30
-    recency_half_life_days: float = 0.0
+    recency_half_life_days: float = 60.0
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
