@@ -1,11 +1,13 @@
 """Fit the sequential recommender, choosing the epoch by validation NDCG.
 
-Each epoch shuffles the training windows, minimises the cross-entropy of the
-next purchase over the whole catalogue at every position, then ranks the
-validation customers. Training stops when validation NDCG has not improved
-for ``patience_epochs`` epochs, after ``max_epochs``, or before an epoch
-that would not finish within ``max_training_seconds``; the best epoch's
-weights are kept.
+Each epoch shuffles the training windows and, at every labelled position,
+minimises the cross-entropy over the whole catalogue of each of the next
+``target_horizon`` purchases; with basket weights only basket ends are
+labelled, each weighted by its age. Then it ranks the validation customers.
+Training stops when validation NDCG has not improved for ``patience_epochs``
+epochs, after ``max_epochs``, or before an epoch that would not finish within
+``max_training_seconds``; the best epoch's weights are kept, and may then be
+refitted on longer histories (:func:`train_recommender`).
 
 With a ``log_dir``, the loss of every batch and each epoch's loss and
 validation NDCG are written there as TensorBoard event files; with
