@@ -35,6 +35,7 @@ from trainer.search.index import index_corpus
 from trainer.search.relevance import quality_table
 from trainer.search.settings import (
     DEFAULT_DENSE_WEIGHT,
+    DEFAULT_FEEDBACK,
     SearchConfig,
     SearchSettings,
 )
@@ -77,10 +78,16 @@ def settings_from(args: argparse.Namespace) -> SearchSettings:
 
 
 def print_evaluation(report: EsciReport) -> None:
+    feedback = (
+        "no feedback"
+        if report.feedback is None
+        else f"feedback from the first {report.feedback.products} products "
+        f"at weight {report.feedback.weight:g}"
+    )
     print(
         f"ESCI: {len(report.corpus)} products, {len(report.train_queries)} train "
         f"and {len(report.test_queries)} test queries; encoder {report.encoder}; "
-        f"hybrid dense weight {report.dense_weight:.2f} (fitted on train)"
+        f"hybrid dense weight {report.dense_weight:.2f}, {feedback} (fitted on train)"
     )
     rows = {f"{name} (test)": q for name, q in report.test.items()}
     rows.update({f"{name} (all)": q for name, q in report.all_queries.items()})
@@ -123,6 +130,7 @@ def index(settings: SearchSettings, args: argparse.Namespace) -> int:
         report = run_esci_benchmark(settings, encoder)
         corpus, source = report.corpus, "esci"
         weight, metrics = report.dense_weight, report.metrics()
+        feedback = report.feedback
     else:
         snapshot_dir = resolve_snapshot(args.snapshot, settings.trainer.snapshots_dir)
         purchases = load_purchases(snapshot_dir)
@@ -131,6 +139,7 @@ def index(settings: SearchSettings, args: argparse.Namespace) -> int:
         source = purchases.snapshot_id
         fixed = config.dense_weight
         weight = DEFAULT_DENSE_WEIGHT if fixed is None else fixed
+        feedback = DEFAULT_FEEDBACK
         metrics = {}
     written = index_corpus(
         settings.trainer.registry_dir,
@@ -138,6 +147,7 @@ def index(settings: SearchSettings, args: argparse.Namespace) -> int:
         encoder,
         source=source,
         dense_weight=weight,
+        feedback=feedback,
         metrics=metrics,
         config=config.as_dict(),
         cache_dir=settings.embeddings_cache_dir,

@@ -153,3 +153,33 @@ def cached_embeddings(
         np.save(file, embeddings)
     os.replace(partial, path)
     return embeddings
+
+
+class KnownTextsEncoder:
+    """An encoder whose answers for known texts are computed once, up front.
+
+    Fitting the hybrid scores the same queries many times; embedding them
+    again each time would be the slow part. Texts not known are embedded
+    by the encoder underneath.
+    """
+
+    def __init__(self, encoder: Encoder, texts: Sequence[str]) -> None:
+        self.encoder = encoder
+        unique = sorted(set(texts))
+        self.rows = {text: row for row, text in enumerate(unique)}
+        self.vectors = encoder.encode(unique)
+
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    @property
+    def dimensions(self) -> int:
+        return self.encoder.dimensions
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Embeddings:
+        """One unit vector per text, ``[len(texts), dimensions]`` float32."""
+        if all(text in self.rows for text in texts):
+            known: Embeddings = self.vectors[[self.rows[text] for text in texts]]
+            return known.reshape(len(texts), self.dimensions)
+        return self.encoder.encode(texts, progress=progress)

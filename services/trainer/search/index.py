@@ -14,13 +14,16 @@ any model: ``model_file`` is ``embeddings.npy``, ``files`` lists both
 files with their sha256 and size, ``snapshot_id`` names the source (a
 snapshot id, or ``esci``), ``item_count`` is N, ``max_len`` the encoder's
 token limit, ``config`` the :class:`~trainer.search.settings.SearchConfig`
-used, and ``training`` holds ``encoder``, ``dimensions`` and
-``dense_weight``.
+used, and ``training`` holds ``encoder``, ``dimensions``,
+``dense_weight`` and the pseudo-relevance feedback, ``feedback_products``
+and ``feedback_weight`` (0 products: none; an index written before
+feedback has neither and ranks once).
 
 BM25 is rebuilt from the texts on load; queries are embedded by the same
 encoder, so a loaded :class:`SearchIndex` answers
 ``search(query, k) -> [(product_id, score), ...]``, best first, scored by
-the hybrid of :mod:`trainer.search.rankers` with the stored dense weight.
+the hybrid of :mod:`trainer.search.rankers` with the stored dense weight
+and feedback.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from trainer.search.encoder import (
     TextEncoder,
     cached_embeddings,
 )
-from trainer.search.rankers import Bm25Ranker, DenseRanker, HybridRanker
+from trainer.search.rankers import Bm25Ranker, DenseRanker, Feedback, HybridRanker
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class SearchIndex:
         encoder: Encoder,
         *,
         dense_weight: float,
+        feedback: Feedback | None = None,
         manifest: ModelManifest | None = None,
     ) -> None:
         self.corpus = corpus
@@ -81,6 +85,7 @@ class SearchIndex:
             DenseRanker(encoder, embeddings),
             Bm25Ranker(corpus.texts),
             weight=dense_weight,
+            feedback=feedback,
         )
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
@@ -104,6 +109,7 @@ def write_search_index(
     source: str,
     encoder: str,
     dense_weight: float,
+    feedback: Feedback | None = None,
     metrics: Mapping[str, float],
     config: Mapping[str, int | float],
     created_at: datetime | None = None,
@@ -135,6 +141,8 @@ def write_search_index(
                     "encoder": encoder,
                     "dimensions": int(embeddings.shape[1]),
                     "dense_weight": dense_weight,
+                    "feedback_products": 0 if feedback is None else feedback.products,
+                    "feedback_weight": 0.0 if feedback is None else feedback.weight,
                 },
                 model_file=EMBEDDINGS_FILE,
                 files=files,
@@ -158,6 +166,7 @@ def index_corpus(
     *,
     source: str,
     dense_weight: float,
+    feedback: Feedback | None = None,
     metrics: Mapping[str, float],
     config: Mapping[str, int | float],
     cache_dir: Path | None = None,
@@ -173,6 +182,7 @@ def index_corpus(
         source=source,
         encoder=encoder.name,
         dense_weight=dense_weight,
+        feedback=feedback,
         metrics=metrics,
         config=config,
     )
@@ -219,8 +229,22 @@ def load_search_index(directory: Path, encoder: Encoder | None = None) -> Search
         embeddings,
         encoder,
         dense_weight=float(manifest.training["dense_weight"]),
+        feedback=_stored_feedback(manifest),
         manifest=manifest,
     )
+
+
+def _stored_feedback(manifest: ModelManifest) -> Feedback | None:
+    """The feedback the manifest names; None when it names none."""
+    products = int(manifest.training.get("feedback_products", 0))
+    if products < 1:
+        return None
+    try:
+        return Feedback(
+            products=products, weight=float(manifest.training["feedback_weight"])
+        )
+    except (KeyError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"unusable feedback: {exc}") from exc
 
 
 def _read_products(path: Path) -> ProductCorpus:

@@ -4,9 +4,12 @@
   words: exact word matches, weighted by rarity, damped by text length.
 - :class:`DenseRanker`: cosine similarity of MiniLM embeddings, so a query
   finds products described in other words.
-- :class:`HybridRanker`: ``weight * z(dense) + (1 - weight) * z(bm25)``,
-  where ``z`` standardises one query's scores over the whole corpus (mean 0,
-  standard deviation 1), so the two scales can be added.
+- :class:`HybridRanker`: ``weight * r(dense) + (1 - weight) * r(bm25)``,
+  where ``r`` rescales one query's scores over the whole corpus to run from
+  0 (its worst product) to 1 (its best), so the two scales can be added.
+  With :class:`Feedback` it ranks twice: the dense query moves towards the
+  products the first ranking put on top (Rocchio's pseudo-relevance
+  feedback), and the moved query is fused again with BM25.
 
 Each returns a matrix of scores ``[queries, products]``, higher is better.
 Both base rankers match a query's :func:`wanted_text`: shoppers write
@@ -16,9 +19,10 @@ products they exclude; neither BM25 nor MiniLM reads the negation.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +69,17 @@ class Ranker(Protocol):
         ...
 
 
+@runtime_checkable
+class FeedbackRanker(Ranker, Protocol):
+    """A ranker that can also score queries moved by pseudo-relevance feedback."""
+
+    def score_with_feedback(
+        self, queries: Sequence[str], first: Scores, feedback: Feedback
+    ) -> Scores:
+        """Scores of the queries moved towards ``first``'s best products."""
+        ...
+
+
 class Bm25Ranker:
     """Okapi BM25 over the tokenized product texts.
 
@@ -95,6 +110,22 @@ class Bm25Ranker:
         return scores
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Feedback:
+    """How far a dense query moves towards the products first ranked best.
+
+    The moved query is ``q + weight * mean(top products' embeddings)``,
+    back to unit length, over the first ``products`` of the first ranking.
+    """
+
+    products: int
+    weight: float
+
+    def __post_init__(self) -> None:
+        if self.products < 1 or self.weight <= 0.0:
+            raise ValueError("feedback needs at least one product and a weight > 0")
+
+
 class DenseRanker:
     """Cosine similarity between query and product embeddings."""
 
@@ -102,42 +133,76 @@ class DenseRanker:
         self.encoder = encoder
         self.embeddings = embeddings
 
+    def query_vectors(self, queries: Sequence[str]) -> Embeddings:
+        """Each query's wanted text, embedded."""
+        return self.encoder.encode([wanted_text(query) for query in queries])
+
     def score_queries(self, queries: Sequence[str]) -> Scores:
-        vectors = self.encoder.encode([wanted_text(query) for query in queries])
-        return (vectors @ self.embeddings.T).astype(np.float64)
+        return (self.query_vectors(queries) @ self.embeddings.T).astype(np.float64)
+
+    def score_with_feedback(
+        self, queries: Sequence[str], first: Scores, feedback: Feedback
+    ) -> Scores:
+        """Scores of the queries moved towards ``first``'s best products."""
+        count = min(feedback.products, self.embeddings.shape[0])
+        top = np.argpartition(-first, count - 1, axis=1)[:, :count]
+        centroids = self.embeddings[top].mean(axis=1)
+        moved = self.query_vectors(queries) + feedback.weight * centroids
+        norms = np.linalg.norm(moved, axis=1, keepdims=True)
+        moved = np.divide(moved, norms, out=np.zeros_like(moved), where=norms > 0)
+        scores: Scores = (moved @ self.embeddings.T).astype(np.float64)
+        return scores
 
 
 class HybridRanker:
-    """A weighted sum of two rankers' per-query standardised scores."""
+    """A weighted sum of two rankers' rescaled scores, maybe ranked twice.
 
-    def __init__(self, dense: Ranker, lexical: Ranker, *, weight: float) -> None:
+    ``feedback`` needs a ``dense`` ranker that can score with feedback, as
+    :class:`DenseRanker` does.
+    """
+
+    def __init__(
+        self,
+        dense: Ranker,
+        lexical: Ranker,
+        *,
+        weight: float,
+        feedback: Feedback | None = None,
+    ) -> None:
         if not 0.0 <= weight <= 1.0:
             raise ValueError("the dense weight must be in [0, 1]")
+        if feedback is not None and not isinstance(dense, FeedbackRanker):
+            raise TypeError("feedback needs a dense ranker that scores with it")
         self.dense = dense
         self.lexical = lexical
         self.weight = weight
+        self.feedback = feedback
 
     def score_queries(self, queries: Sequence[str]) -> Scores:
-        return fuse(
-            self.dense.score_queries(queries),
-            self.lexical.score_queries(queries),
-            self.weight,
-        )
+        lexical = self.lexical.score_queries(queries)
+        fused = fuse(self.dense.score_queries(queries), lexical, self.weight)
+        if self.feedback is None or not isinstance(self.dense, FeedbackRanker):
+            return fused
+        moved = self.dense.score_with_feedback(queries, fused, self.feedback)
+        return fuse(moved, lexical, self.weight)
 
 
-def standardise(scores: Scores) -> Scores:
-    """Each row shifted to mean 0 and scaled to deviation 1 (0 if constant)."""
-    centred = scores - scores.mean(axis=1, keepdims=True)
-    spread = scores.std(axis=1, keepdims=True)
-    standard: Scores = np.divide(
-        centred, spread, out=np.zeros_like(centred), where=spread > 0
+def rescale(scores: Scores) -> Scores:
+    """Each row mapped onto [0, 1], its least score to 0 and its best to 1.
+
+    A constant row becomes all 0.
+    """
+    least = scores.min(axis=1, keepdims=True)
+    spread = scores.max(axis=1, keepdims=True) - least
+    rescaled: Scores = np.divide(
+        scores - least, spread, out=np.zeros_like(scores), where=spread > 0
     )
-    return standard
+    return rescaled
 
 
 def fuse(dense: Scores, lexical: Scores, weight: float) -> Scores:
-    """``weight * z(dense) + (1 - weight) * z(lexical)``, row by row."""
-    fused: Scores = weight * standardise(dense) + (1.0 - weight) * standardise(lexical)
+    """``weight * r(dense) + (1 - weight) * r(lexical)``, row by row."""
+    fused: Scores = weight * rescale(dense) + (1.0 - weight) * rescale(lexical)
     return fused
 
 

@@ -13,9 +13,9 @@ A query whose judged products all have gain 0 has no ideal ranking and is
 left out of both averages. Equal scores are broken by product id, never by
 file order, which may follow the labels.
 
-Whenever anything is fitted (the hybrid's weight), queries are split into
-train and test by :func:`split_queries`, and only the test queries are
-reported.
+Whenever anything is fitted (the hybrid's weight and feedback), queries are
+split into train and test by :func:`split_queries`, and only the test
+queries are reported.
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ import numpy as np
 import numpy.typing as npt
 
 from trainer.search.corpus import Judgments, ProductCorpus
-from trainer.search.rankers import Ranker, Scores, fuse
+from trainer.search.rankers import (
+    Feedback,
+    FeedbackRanker,
+    Ranker,
+    Scores,
+    fuse,
+)
 
 DEFAULT_CUTOFF = 10
 
@@ -158,34 +164,103 @@ def split_queries(
     return sorted(unique[test_count:]), sorted(unique[:test_count])
 
 
-def fit_hybrid_weight(
+# Tried when fitting the hybrid; None ranks once, without feedback.
+FEEDBACK_TRIED: tuple[Feedback | None, ...] = (
+    None,
+    *(
+        Feedback(products=products, weight=weight)
+        for products in (3, 5, 10)
+        for weight in (1.0, 2.0, 4.0)
+    ),
+)
+WEIGHT_STEPS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridFit:
+    """The hybrid's dense weight and feedback, as fitted."""
+
+    dense_weight: float
+    feedback: Feedback | None
+
+
+class HybridGrid:
+    """Retrieval nDCG of each hybrid setting tried, query by query.
+
+    The settings are every dense weight ``0, 1/20, ..., 1`` (or only
+    ``weights``) with each of :data:`FEEDBACK_TRIED`. A query's figure
+    depends on that query alone, so one grid over all queries serves any
+    split: :meth:`best` reads only the queries it is given.
+    """
+
+    def __init__(
+        self,
+        evaluation: Evaluation,
+        dense: FeedbackRanker,
+        lexical: Ranker,
+        queries: Sequence[str],
+        *,
+        cutoff: int = DEFAULT_CUTOFF,
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        if weights is None:
+            weights = [step / WEIGHT_STEPS for step in range(WEIGHT_STEPS + 1)]
+        self.queries = list(queries)
+        self.fits: list[HybridFit] = []
+        rows: list[list[float]] = []
+        dense_scores = dense.score_queries(self.queries)
+        lexical_scores = lexical.score_queries(self.queries)
+        for weight in weights:
+            first = fuse(dense_scores, lexical_scores, weight)
+            for feedback in FEEDBACK_TRIED:
+                fused = first
+                if feedback is not None:
+                    moved = dense.score_with_feedback(self.queries, first, feedback)
+                    fused = fuse(moved, lexical_scores, weight)
+                self.fits.append(HybridFit(weight, feedback))
+                rows.append(self._per_query(evaluation, fused, cutoff))
+        self.ndcg = np.array(rows, dtype=np.float64)
+
+    def _per_query(
+        self, evaluation: Evaluation, scores: Scores, cutoff: int
+    ) -> list[float]:
+        """Each query's nDCG, NaN where it has none."""
+        values = []
+        for query, row in zip(self.queries, scores, strict=True):
+            value = evaluation.retrieval_ndcg(query, row, cutoff)
+            values.append(math.nan if value is None else value)
+        return values
+
+    def best(self, queries: Sequence[str]) -> HybridFit:
+        """The setting with the best mean nDCG over ``queries``.
+
+        Ties go to the smaller weight, then to no feedback or less of it.
+        """
+        position = {query: n for n, query in enumerate(self.queries)}
+        columns = self.ndcg[:, [position[query] for query in queries]]
+        judged = ~np.isnan(columns)
+        if not judged.any():
+            return self.fits[0]
+        sums = np.where(judged, columns, 0.0).sum(axis=1)
+        means = sums / judged.sum(axis=1)
+        best = int(np.flatnonzero(means >= means.max() - 1e-12)[0])
+        return self.fits[best]
+
+
+def fit_hybrid(
     evaluation: Evaluation,
-    dense: Ranker,
+    dense: FeedbackRanker,
     lexical: Ranker,
     train_queries: Sequence[str],
     *,
     cutoff: int = DEFAULT_CUTOFF,
-    steps: int = 20,
-) -> float:
-    """The dense weight in ``[0, 1]`` with the best train retrieval nDCG.
-
-    The weights tried are ``0, 1/steps, ..., 1``; the smallest best one wins.
-    """
-    dense_scores = dense.score_queries(train_queries)
-    lexical_scores = lexical.score_queries(train_queries)
-    best_weight, best_ndcg = 0.0, -1.0
-    for step in range(steps + 1):
-        weight = step / steps
-        fused = fuse(dense_scores, lexical_scores, weight)
-        values = [
-            value
-            for query, row in zip(train_queries, fused, strict=True)
-            if (value := evaluation.retrieval_ndcg(query, row, cutoff)) is not None
-        ]
-        mean = float(np.mean(values)) if values else 0.0
-        if mean > best_ndcg + 1e-12:
-            best_weight, best_ndcg = weight, mean
-    return best_weight
+    weights: Sequence[float] | None = None,
+) -> HybridFit:
+    """The dense weight and feedback with the best train retrieval nDCG."""
+    grid = HybridGrid(
+        evaluation, dense, lexical, train_queries, cutoff=cutoff, weights=weights
+    )
+    return grid.best(train_queries)
 
 
 def quality_table(rows: Mapping[str, SearchQuality]) -> str:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from trainer.search.rankers import Feedback
 from trainer.settings import REPO, TrainerSettings
 
 DATA_DIR = REPO.parent / "shared" / "data"
@@ -28,7 +29,9 @@ class SearchConfig:
 
     ``dense_weight`` is the hybrid's share of the dense score; None fits it
     on the ESCI train queries, which an index of the shop's catalogue cannot
-    do, so there it falls back to :data:`DEFAULT_DENSE_WEIGHT`.
+    do, so there it falls back to :data:`DEFAULT_DENSE_WEIGHT`. The shop's
+    index likewise takes the feedback fitted on ESCI,
+    :data:`DEFAULT_FEEDBACK`.
     """
 
     max_tokens: int = 128
@@ -61,7 +64,8 @@ class SearchConfig:
 
 
 # As fitted by ``python -m trainer.search evaluate`` on the 60 ESCI train queries.
-DEFAULT_DENSE_WEIGHT = 0.45
+DEFAULT_DENSE_WEIGHT = 0.5
+DEFAULT_FEEDBACK = Feedback(products=5, weight=4.0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.search.encoder import Embeddings
-from trainer.search.rankers import Scores
+from trainer.search.rankers import Feedback, Scores
 
 # Words chosen so that each product has its own vocabulary.
 SHOP_PRODUCTS = {
@@ -81,3 +81,18 @@ def write_esci(
         writer.writerow(["query", "product_id", "esci_label"])
         writer.writerows(judgments)
     return directory
+
+
+class FixedFeedbackRanker(FixedRanker):
+    """Serves given score rows, and other given rows once moved by feedback."""
+
+    def __init__(
+        self, rows: Mapping[str, np.ndarray], moved: Mapping[str, np.ndarray]
+    ) -> None:
+        super().__init__(rows)
+        self.moved = moved
+
+    def score_with_feedback(
+        self, queries: Sequence[str], first: Scores, feedback: Feedback
+    ) -> Scores:
+        return np.array([self.moved[query] for query in queries], dtype=np.float64)

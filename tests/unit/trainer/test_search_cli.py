@@ -7,6 +7,7 @@ from trainer_snapshots import event, write_snapshot
 
 from trainer.search import __main__ as cli
 from trainer.search.index import latest_search_index, load_search_index
+from trainer.search.settings import DEFAULT_FEEDBACK
 
 PRODUCTS = [
     {"asin": "A1", "title": "white metal lantern", "brand": "Shine"},
@@ -53,6 +54,7 @@ def test_evaluate_prints_a_table_then_a_json_summary_and_writes_it(
     assert summary["train_queries"] + summary["test_queries"] == 4
     assert set(summary["test"]) == {"bm25-plain", "bm25", "dense", "hybrid"}
     assert 0.0 <= summary["dense_weight"] <= 1.0
+    assert summary["feedback"] is None or summary["feedback"]["products"] >= 1
     assert summary["repeated_splits"]["splits"] == 20
     assert set(summary["goals"]) == {"retrieval_10pct_above_bm25", "rerank_ndcg_0.85"}
 
@@ -91,6 +93,7 @@ def test_index_of_a_snapshot_searches_the_shops_stock_codes(
     assert index.search("metal lantern", k=2)[0][0] == "71053"
     assert index.manifest is not None
     assert index.manifest.snapshot_id == "snap-1"
+    assert index.ranker.feedback == DEFAULT_FEEDBACK
 
 
 def test_missing_esci_data_fails_with_status_one(

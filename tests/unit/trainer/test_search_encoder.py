@@ -6,6 +6,7 @@ from search_corpora import WordHashEncoder
 
 from trainer.search.encoder import (
     ENCODER_NAME,
+    KnownTextsEncoder,
     TextEncoder,
     cached_embeddings,
     encoder_directory,
@@ -89,3 +90,27 @@ def test_without_a_cache_directory_nothing_is_written(tmp_path: Path) -> None:
 
     assert encoder.calls == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_known_texts_embed_once_and_as_the_encoder_would() -> None:
+    encoder = WordHashEncoder()
+    known = KnownTextsEncoder(encoder, ["heart", "lantern", "heart"])
+
+    served = known.encode(["lantern", "heart", "lantern"])
+
+    assert encoder.calls == 1
+    assert np.array_equal(
+        served, WordHashEncoder().encode(["lantern", "heart", "lantern"])
+    )
+
+
+def test_an_unknown_text_is_embedded_by_the_encoder_underneath() -> None:
+    encoder = WordHashEncoder()
+    known = KnownTextsEncoder(encoder, ["heart"])
+
+    served = known.encode(["heart", "bunting"])
+
+    assert encoder.calls == 2
+    assert np.array_equal(served, WordHashEncoder().encode(["heart", "bunting"]))
+    assert known.name == encoder.name
+    assert known.dimensions == encoder.dimensions

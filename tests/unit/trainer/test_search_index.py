@@ -19,12 +19,18 @@ from trainer.search.index import (
     load_search_index,
     write_search_index,
 )
+from trainer.search.rankers import Feedback
 from trainer.storage import LocalStore
 
 CORPUS = ProductCorpus(list(SHOP_PRODUCTS), list(SHOP_PRODUCTS.values()))
 
 
-def store(registry: Path, weight: float = 0.5, version: str | None = None) -> Path:
+def store(
+    registry: Path,
+    weight: float = 0.5,
+    version: str | None = None,
+    feedback: Feedback | None = None,
+) -> Path:
     encoder = WordHashEncoder()
     stored = write_search_index(
         registry,
@@ -33,6 +39,7 @@ def store(registry: Path, weight: float = 0.5, version: str | None = None) -> Pa
         source="snap-1",
         encoder=encoder.name,
         dense_weight=weight,
+        feedback=feedback,
         metrics={"hybrid/ndcg@10": 0.6},
         config={"max_tokens": 128},
         version=version,
@@ -90,6 +97,27 @@ def test_the_manifest_records_each_file_metrics_config_and_encoder(
         size = (directory / name).stat().st_size
         assert manifest["files"][name]["size_bytes"] == size
         assert len(manifest["files"][name]["sha256"]) == 64
+
+
+def test_the_stored_feedback_is_the_one_the_loaded_index_ranks_with(
+    tmp_path: Path,
+) -> None:
+    feedback = Feedback(products=2, weight=3.0)
+
+    directory = store(tmp_path, feedback=feedback)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text())
+    index = load_search_index(directory, WordHashEncoder())
+
+    assert manifest["training"]["feedback_products"] == 2
+    assert manifest["training"]["feedback_weight"] == 3.0
+    assert index.ranker.feedback == feedback
+
+
+def test_an_index_stored_without_feedback_ranks_once(tmp_path: Path) -> None:
+    index = load_search_index(store(tmp_path), WordHashEncoder())
+
+    assert index.ranker.feedback is None
+    assert index.search("metal lantern", k=1)[0][0] == "71053"
 
 
 def test_the_latest_index_is_the_newest_version(tmp_path: Path) -> None:

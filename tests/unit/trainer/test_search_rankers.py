@@ -5,10 +5,11 @@ from search_corpora import SHOP_PRODUCTS, FixedRanker, WordHashEncoder
 from trainer.search.rankers import (
     Bm25Ranker,
     DenseRanker,
+    Feedback,
     HybridRanker,
     PrecomputedRanker,
     fuse,
-    standardise,
+    rescale,
     tokenize,
     wanted_text,
 )
@@ -71,14 +72,13 @@ def test_dense_scores_are_cosine_similarities_of_the_embeddings() -> None:
     assert np.all(scores <= 1.0 + 1e-5)
 
 
-def test_standardise_gives_each_row_mean_zero_and_deviation_one() -> None:
-    rows = np.array([[1.0, 2.0, 3.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
+def test_rescale_maps_each_row_from_its_least_to_its_best_score() -> None:
+    rows = np.array([[1.0, 2.0, 3.0, 11.0], [5.0, 5.0, 5.0, 5.0]])
 
-    standard = standardise(rows)
+    rescaled = rescale(rows)
 
-    assert standard[0].mean() == pytest.approx(0.0)
-    assert standard[0].std() == pytest.approx(1.0)
-    assert not standard[1].any()
+    assert rescaled[0] == pytest.approx([0.0, 0.1, 0.2, 1.0])
+    assert not rescaled[1].any()
 
 
 def test_fusion_at_the_extremes_is_one_ranker_alone() -> None:
@@ -96,6 +96,52 @@ def test_the_hybrid_prefers_a_product_both_rankers_like_to_one_only_one_loves() 
     scores = HybridRanker(dense, lexical, weight=0.5).score_queries(["q"])[0]
 
     assert int(np.argmax(scores)) == 2
+
+
+def test_feedback_moves_the_dense_query_towards_the_first_rankings_best() -> None:
+    encoder = WordHashEncoder()
+    texts = ["red lantern", "red lantern metal", "metal bucket", "blue flag"]
+    ranker = DenseRanker(encoder, encoder.encode(texts))
+    first = np.array([[0.0, 1.0, 0.0, 0.0]])
+
+    plain = ranker.score_queries(["red"])[0]
+    moved = ranker.score_with_feedback(
+        ["red"], first, Feedback(products=1, weight=2.0)
+    )[0]
+
+    assert moved[2] - plain[2] > 0.0
+    assert moved[3] - plain[3] < moved[2] - plain[2]
+
+
+def test_the_hybrid_with_feedback_lifts_what_resembles_its_first_top_product() -> None:
+    encoder = WordHashEncoder()
+    texts = ["garden hose", "garden hose reel", "hose reel cart", "party flag"]
+    dense = DenseRanker(encoder, encoder.encode(texts))
+    lexical = Bm25Ranker(texts)
+    once = HybridRanker(dense, lexical, weight=0.5)
+    twice = HybridRanker(
+        dense, lexical, weight=0.5, feedback=Feedback(products=2, weight=4.0)
+    )
+
+    before = once.score_queries(["garden hose"])[0]
+    after = twice.score_queries(["garden hose"])[0]
+
+    assert after[2] - after[3] > before[2] - before[3]
+
+
+def test_feedback_without_products_or_weight_is_refused() -> None:
+    with pytest.raises(ValueError, match="feedback"):
+        Feedback(products=0, weight=1.0)
+    with pytest.raises(ValueError, match="feedback"):
+        Feedback(products=3, weight=0.0)
+
+
+def test_feedback_needs_a_dense_ranker_that_can_use_it() -> None:
+    ranker = FixedRanker({})
+    with pytest.raises(TypeError, match="feedback"):
+        HybridRanker(
+            ranker, ranker, weight=0.5, feedback=Feedback(products=1, weight=1.0)
+        )
 
 
 def test_a_hybrid_weight_outside_zero_to_one_is_refused() -> None:

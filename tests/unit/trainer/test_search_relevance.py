@@ -2,13 +2,14 @@ import math
 
 import numpy as np
 import pytest
-from search_corpora import FixedRanker
+from search_corpora import FixedFeedbackRanker, FixedRanker
 
 from trainer.search.corpus import Judgments, ProductCorpus
 from trainer.search.relevance import (
     Evaluation,
+    HybridGrid,
     dcg,
-    fit_hybrid_weight,
+    fit_hybrid,
     ndcg,
     split_queries,
 )
@@ -130,10 +131,52 @@ def test_the_query_split_depends_on_the_seed_and_not_on_input_order() -> None:
     assert first != other
 
 
+FINDS = np.array([1.0, 0.2, 0.3, 0.4, 0.5])
+MISSES = np.array([0.0, 0.2, 0.3, 0.4, 0.5])
+
+
 def test_the_fitted_weight_leans_to_whichever_ranker_finds_the_exact_product() -> None:
     evaluation = Evaluation(CORPUS, JUDGMENTS)
-    finds = FixedRanker({"q": np.array([1.0, 0.2, 0.3, 0.4, 0.5])})
-    misses = FixedRanker({"q": np.array([0.0, 0.2, 0.3, 0.4, 0.5])})
+    finds = FixedFeedbackRanker({"q": FINDS}, {"q": FINDS})
+    misses = FixedFeedbackRanker({"q": MISSES}, {"q": MISSES})
 
-    assert fit_hybrid_weight(evaluation, finds, misses, ["q"], cutoff=1) > 0.5
-    assert fit_hybrid_weight(evaluation, misses, finds, ["q"], cutoff=1) == 0.0
+    leaning_dense = fit_hybrid(evaluation, finds, misses, ["q"], cutoff=1)
+    leaning_bm25 = fit_hybrid(evaluation, misses, finds, ["q"], cutoff=1)
+
+    assert leaning_dense.dense_weight > 0.5
+    assert leaning_bm25.dense_weight == 0.0
+    assert leaning_bm25.feedback is None
+
+
+def test_feedback_is_fitted_when_only_the_moved_query_finds_the_product() -> None:
+    evaluation = Evaluation(CORPUS, JUDGMENTS)
+    helped = FixedFeedbackRanker({"q": MISSES}, {"q": FINDS})
+    harmed = FixedFeedbackRanker({"q": FINDS}, {"q": MISSES})
+    bm25 = FixedRanker({"q": MISSES})
+
+    assert fit_hybrid(evaluation, helped, bm25, ["q"], cutoff=1).feedback is not None
+    assert fit_hybrid(evaluation, harmed, bm25, ["q"], cutoff=1).feedback is None
+
+
+def test_the_grid_fits_on_the_queries_it_is_asked_about_only() -> None:
+    judgments = Judgments({"a": {"p1": "E", "p2": "I"}, "b": {"p1": "E", "p2": "I"}})
+    evaluation = Evaluation(CORPUS, judgments)
+    dense = FixedFeedbackRanker({"a": MISSES, "b": FINDS}, {"a": FINDS, "b": MISSES})
+    bm25 = FixedRanker({"a": MISSES, "b": MISSES})
+
+    grid = HybridGrid(evaluation, dense, bm25, ["a", "b"], cutoff=1)
+
+    assert grid.best(["a"]).feedback is not None
+    assert grid.best(["b"]).feedback is None
+    assert grid.best(["b"]).dense_weight > 0.0
+
+
+def test_a_fixed_weight_is_kept_and_only_the_feedback_fitted() -> None:
+    evaluation = Evaluation(CORPUS, JUDGMENTS)
+    dense = FixedFeedbackRanker({"q": MISSES}, {"q": FINDS})
+    bm25 = FixedRanker({"q": MISSES})
+
+    fit = fit_hybrid(evaluation, dense, bm25, ["q"], cutoff=1, weights=[0.9])
+
+    assert fit.dense_weight == 0.9
+    assert fit.feedback is not None
