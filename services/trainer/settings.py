@@ -10,14 +10,26 @@ is ``RECOPS_REGISTRY_URI``, by default ``file://$RECOPS_STATE_DIR/registry``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from trainer.evaluation import METRIC_NAMES, REPORTED_CUTOFFS
+
 ENV_PREFIX = "RECOPS_TRAINER_"
 REPO = Path(__file__).resolve().parents[2]
+_Number = typing.TypeVar("_Number", int, float)
+_POSITIVE_FIELDS = (
+    "hidden_size",
+    "num_heads",
+    "batch_size",
+    "max_epochs",
+    "cutoff",
+    "eval_batch_size",
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -47,16 +59,21 @@ class TrainingConfig:
             raise ValueError("max_len must be at least 2")
         if self.history_len < self.max_len:
             raise ValueError("history_len must be at least max_len")
-        if self.recency_half_life_days < 0:
+        if not self.recency_half_life_days >= 0:
             raise ValueError("recency_half_life_days must be 0 (off) or positive")
         if self.target_horizon < 1:
             raise ValueError("target_horizon must be at least 1")
+        for name in _POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be a multiple of num_heads")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError("dropout must be in [0, 1)")
-        if self.cutoff < 1 or self.batch_size < 1 or self.max_epochs < 1:
-            raise ValueError("cutoff, batch_size and max_epochs must be positive")
+        if not 0.0 < self.learning_rate < math.inf:
+            raise ValueError("learning_rate must be positive and finite")
+        if not 0.0 <= self.weight_decay < math.inf:
+            raise ValueError("weight_decay must be 0 or positive, and finite")
 
     def as_dict(self) -> dict[str, int | float]:
         """The fields as a JSON-ready mapping."""
@@ -122,8 +139,11 @@ class TrainerSettings:
             raise ValueError(f"registry URI must be file:// or s3://, got {scheme!r}")
         if not 0.0 <= self.gate_tolerance < 1.0:
             raise ValueError("gate_tolerance must be a fraction in [0, 1)")
-        if not self.gate_metric:
-            raise ValueError("gate_metric must name a metric")
+        if self.gate_metric not in gate_metrics():
+            raise ValueError(
+                f"gate_metric must be one of {', '.join(gate_metrics())}, "
+                f"got {self.gate_metric!r}"
+            )
 
     @property
     def snapshots_dir(self) -> Path:
@@ -156,15 +176,35 @@ class TrainerSettings:
         env = os.environ if env is None else env
         return cls(
             state_dir=Path(env.get("RECOPS_STATE_DIR", str(REPO / ".state"))),
-            metrics_port=int(env.get(ENV_PREFIX + "METRICS_PORT", "9102")),
-            torch_threads=int(env.get(ENV_PREFIX + "TORCH_THREADS", "2")),
-            publish_timeout_seconds=float(
-                env.get(ENV_PREFIX + "PUBLISH_TIMEOUT_SECONDS", "30")
+            metrics_port=_env_number(env, "METRICS_PORT", int, "9102"),
+            torch_threads=_env_number(env, "TORCH_THREADS", int, "2"),
+            publish_timeout_seconds=_env_number(
+                env, "PUBLISH_TIMEOUT_SECONDS", float, "30"
             ),
             log_level=env.get(ENV_PREFIX + "LOG_LEVEL", "INFO"),
             registry_uri=env.get("RECOPS_REGISTRY_URI", ""),
             s3_endpoint_url=env.get("RECOPS_S3_ENDPOINT_URL") or None,
             gate_metric=env.get(ENV_PREFIX + "GATE_METRIC", "ndcg@10"),
-            gate_tolerance=float(env.get(ENV_PREFIX + "GATE_TOLERANCE", "0.02")),
+            gate_tolerance=_env_number(env, "GATE_TOLERANCE", float, "0.02"),
             training=TrainingConfig.from_env(env),
         )
+
+
+def gate_metrics() -> tuple[str, ...]:
+    """The metrics the quality gate can compare, like ``ndcg@10``."""
+    return tuple(
+        f"{name}@{cutoff}" for name in METRIC_NAMES for cutoff in REPORTED_CUTOFFS
+    )
+
+
+def _env_number(
+    env: Mapping[str, str], name: str, kind: type[_Number], default: str
+) -> _Number:
+    """One ``RECOPS_TRAINER_<NAME>`` number, naming the variable when it is wrong."""
+    raw = env.get(ENV_PREFIX + name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX + name} must be {kind.__name__}, got {raw!r}"
+        ) from None

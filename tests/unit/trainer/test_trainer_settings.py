@@ -54,3 +54,33 @@ def test_the_command_line_wins_over_the_environment() -> None:
     assert changed.training.max_epochs == 2
     assert changed.training.learning_rate == 0.1
     assert changed.training.max_len == TrainingConfig().max_len
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("num_heads", 0),
+        ("hidden_size", -4),
+        ("eval_batch_size", 0),
+        ("learning_rate", -1.0),
+        ("learning_rate", float("nan")),
+        ("learning_rate", float("inf")),
+        ("weight_decay", -1.0),
+        ("recency_half_life_days", float("nan")),
+    ],
+)
+def test_a_hyperparameter_training_cannot_use_is_refused_by_name(
+    field: str, value: float
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainingConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_a_gate_metric_no_run_measures_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match=r"gate_metric.*'ndcg@5'"):
+        TrainerSettings.from_env({"RECOPS_TRAINER_GATE_METRIC": "ndcg@5"})
+
+
+def test_a_malformed_service_setting_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="RECOPS_TRAINER_TORCH_THREADS"):
+        TrainerSettings.from_env({"RECOPS_TRAINER_TORCH_THREADS": "two"})
