@@ -38,7 +38,7 @@ from trainer.baselines import (
     PopularityRecommender,
     RepeatRecommender,
 )
-from trainer.errors import ArtifactError, PublishError, TrainerError
+from trainer.errors import ArtifactError, PublishError, SnapshotError, TrainerError
 from trainer.evaluation import (
     GATE_CANDIDATES,
     SCORING_BATCH,
@@ -177,6 +177,11 @@ def prepare_data(purchases: SnapshotPurchases, half_life: float = 0.0) -> Traini
         validation_cases=evaluation_cases(train_histories, purchases.validation),
         test_cases=evaluation_cases(before_test, purchases.test),
     )
+    if not data.test_cases:
+        raise SnapshotError(
+            "the test split holds no purchases by customers seen before it: "
+            "there is nothing to judge a model on"
+        )
     logger.info(
         "prepared training data",
         extra={

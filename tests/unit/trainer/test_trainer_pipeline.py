@@ -3,6 +3,7 @@ import logging
 import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from prometheus_client import CollectorRegistry
@@ -10,6 +11,7 @@ from trainer_snapshots import TINY_CONFIG, successor_snapshot
 from trainer_versions import ITEM_IDS, MAX_LEN, write_version
 
 from eventbus.contracts import Alert, ModelReady
+from eventbus.snapshots import SNAPSHOT_SCHEMA as SCHEMA
 from trainer import pipeline
 from trainer.artifact import (
     MODEL_NAME,
@@ -19,7 +21,7 @@ from trainer.artifact import (
     load_model_uri,
     load_model_version,
 )
-from trainer.errors import PublishError
+from trainer.errors import PublishError, SnapshotError
 from trainer.evaluation import Candidates
 from trainer.metrics import TrainerMetrics
 from trainer.model import SequentialRecommender, to_torchscript
@@ -309,3 +311,18 @@ def test_an_unacknowledged_announcement_fails_retriably_and_is_counted(
     assert failed.value.retriable
     assert registry.get_sample_value("recops_trainer_publish_failures_total") == 1.0
     assert serving_version(settings(tmp_path)) is None
+
+
+def test_a_snapshot_with_nothing_to_judge_on_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    snapshot = successor_snapshot(tmp_path / "snapshots" / "s1")
+    (snapshot / "test.parquet").unlink()
+    pq.write_table(SCHEMA.empty_table(), snapshot / "test.parquet")
+    config = settings(tmp_path)
+
+    with pytest.raises(SnapshotError, match="test split"):
+        accepted_run(config, snapshot)
+
+    assert list_versions(config.registry_dir) == []
+    assert serving_version(config) is None
