@@ -10,7 +10,8 @@ model.pt), "updated_at"}``. It is written in one step, and only for a
 version that passed the quality gate and whose ModelReady the cluster
 acknowledged.
 
-Backups share the registry's layout, in a directory or in a ``.tar`` of one.
+Backups share the registry's layout, in a directory or in a tar of one
+(``.tar``, or gzipped ``.tar.gz`` or ``.tgz``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from trainer.artifact import (
     MANIFEST_FILE,
@@ -215,7 +217,8 @@ def verify_registry(store: ArtifactStore) -> Iterator[VersionOutcome]:
 def back_up(store: ArtifactStore, destination: Path) -> list[VersionOutcome]:
     """Copy every good version, and each serving pointer, to a directory or tar.
 
-    A directory is filled incrementally; a ``.tar`` is written whole under
+    A directory is filled incrementally; a tar (``.tar``, ``.tar.gz``,
+    ``.tgz``) is written whole under
     a temporary name and renamed into place, and must not exist yet.
     """
     if _is_tar(destination):
@@ -321,13 +324,21 @@ def _restore_pointer(store: ArtifactStore, backup: LocalStore, model_name: str) 
 
 
 def _is_tar(path: Path) -> bool:
-    return path.suffix == ".tar"
+    return _tar_mode(path) is not None
+
+
+def _tar_mode(path: Path) -> Literal["w", "w:gz"] | None:
+    """How to write a backup named ``path``: plain or gzipped tar, or None."""
+    name = path.name
+    if name.endswith((".tar.gz", ".tgz")):
+        return "w:gz"
+    return "w" if name.endswith(".tar") else None
 
 
 def _write_tar(root: Path, destination: Path) -> None:
     partial = destination.with_name(f".{destination.name}.partial")
     try:
-        with tarfile.open(partial, "w") as archive:
+        with tarfile.open(partial, _tar_mode(destination) or "w") as archive:
             for entry in sorted(root.iterdir()):
                 archive.add(entry, arcname=entry.name)
         with open(partial, "rb") as file:

@@ -43,10 +43,16 @@ def add_registry_commands(commands: argparse._SubParsersAction) -> None:  # type
     actions.add_parser("list", help="every complete model version")
     actions.add_parser("verify", help="check every file of every version")
     backup = actions.add_parser("backup", help="copy every good version")
-    backup.add_argument("--to", required=True, type=Path, help="directory or .tar")
+    backup.add_argument(
+        "--to", required=True, type=Path, help="directory, .tar or .tar.gz"
+    )
     restore_parser = actions.add_parser("restore", help="put back missing versions")
     restore_parser.add_argument(
-        "--from", dest="source", required=True, type=Path, help="directory or .tar"
+        "--from",
+        dest="source",
+        required=True,
+        type=Path,
+        help="directory, .tar or .tar.gz",
     )
 
 

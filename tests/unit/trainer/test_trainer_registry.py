@@ -92,6 +92,22 @@ def test_a_tar_backup_restores_into_an_empty_registry_with_its_pointer(
     assert not list(tmp_path.glob(".drill.tar*"))
 
 
+@pytest.mark.parametrize("name", ["drill.tar.gz", "drill.tgz"])
+def test_a_gzipped_tar_backup_is_one_compressed_file_that_restores(
+    tmp_path: Path, name: str
+) -> None:
+    source = LocalStore(tmp_path / "registry")
+    write_version(source.root, OLD)
+    archive = tmp_path / name
+
+    back_up(source, archive)
+    results = restore(LocalStore(tmp_path / "restored"), archive)
+
+    assert archive.is_file()
+    assert archive.read_bytes()[:2] == b"\x1f\x8b"
+    assert outcomes(results) == {OLD: Outcome.COPIED}
+
+
 def test_a_tar_backup_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     archive = tmp_path / "drill.tar"
     archive.write_bytes(b"an older backup")
