@@ -23,6 +23,7 @@ import logging
 import os
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,6 +222,8 @@ def back_up(store: ArtifactStore, destination: Path) -> list[VersionOutcome]:
     ``.tgz``) is written whole under
     a temporary name and renamed into place, and must not exist yet.
     """
+    if not destination.parent.is_dir():
+        raise FileNotFoundError(f"{destination.parent} is not a directory")
     if _is_tar(destination):
         if destination.exists():
             raise FileExistsError(f"{destination} exists; back up to a new name")
@@ -228,8 +231,6 @@ def back_up(store: ArtifactStore, destination: Path) -> list[VersionOutcome]:
             outcomes = _back_up_into(store, Path(building))
             _write_tar(Path(building), destination)
         return outcomes
-    if not destination.parent.is_dir():
-        raise FileNotFoundError(f"{destination.parent} is not a directory")
     return _back_up_into(store, destination)
 
 
@@ -275,9 +276,17 @@ def restore(store: ArtifactStore, source: Path) -> list[VersionOutcome]:
     if not tarfile.is_tarfile(source):
         raise ValueError(f"{source} is neither a directory nor a tar file")
     with tempfile.TemporaryDirectory() as unpacked:
-        with tarfile.open(source) as archive:
-            archive.extractall(unpacked, filter="data")
+        _unpack(source, Path(unpacked))
         return _restore_from(store, LocalStore(Path(unpacked)))
+
+
+def _unpack(source: Path, destination: Path) -> None:
+    """Extract a backup tar; a cut-off or damaged one is a ValueError."""
+    try:
+        with tarfile.open(source) as archive:
+            archive.extractall(destination, filter="data")
+    except (EOFError, zlib.error) as exc:
+        raise ValueError(f"{source} is damaged: {exc}") from exc
 
 
 def _restore_from(store: ArtifactStore, backup: LocalStore) -> list[VersionOutcome]:

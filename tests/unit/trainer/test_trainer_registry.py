@@ -108,6 +108,31 @@ def test_a_gzipped_tar_backup_is_one_compressed_file_that_restores(
     assert outcomes(results) == {OLD: Outcome.COPIED}
 
 
+def test_a_cut_off_gzipped_backup_is_refused_as_damaged(tmp_path: Path) -> None:
+    source = LocalStore(tmp_path / "registry")
+    write_version(source.root, OLD)
+    archive = tmp_path / "drill.tar.gz"
+    back_up(source, archive)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    target = LocalStore(tmp_path / "restored")
+
+    with pytest.raises(ValueError, match="damaged"):
+        restore(target, cut)
+
+    assert target.model_names() == []
+
+
+def test_a_tar_backup_into_a_missing_directory_names_that_directory(
+    tmp_path: Path,
+) -> None:
+    source = LocalStore(tmp_path / "registry")
+    write_version(source.root, OLD)
+
+    with pytest.raises(FileNotFoundError, match="missing is not a directory"):
+        back_up(source, tmp_path / "missing" / "drill.tar")
+
+
 def test_a_tar_backup_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     archive = tmp_path / "drill.tar"
     archive.write_bytes(b"an older backup")
