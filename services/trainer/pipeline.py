@@ -278,14 +278,18 @@ def serving_recommender(
 ) -> tuple[CatalogueBridge | None, str | None]:
     """The serving model, ready to be judged on this run's cases, and its version.
 
-    A serving version that cannot be loaded is logged and judged as absent:
-    a broken serving model must not block a good replacement.
+    A serving version that is damaged or missing is logged and judged as
+    absent: a broken serving model must not block a good replacement. A
+    registry that cannot be reached just now (a retriable error) fails the
+    run instead, so that no candidate skips the comparison for an outage.
     """
     try:
         loaded = load_serving_model(
             store_for(settings), MODEL_NAME, settings.registry_dir
         )
     except ArtifactError as exc:
+        if exc.retriable:
+            raise
         logger.error("the serving model cannot be loaded; judging without it: %s", exc)
         return None, None
     if loaded is None:

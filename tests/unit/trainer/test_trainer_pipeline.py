@@ -21,7 +21,7 @@ from trainer.artifact import (
     load_model_uri,
     load_model_version,
 )
-from trainer.errors import PublishError, SnapshotError
+from trainer.errors import ArtifactError, PublishError, SnapshotError
 from trainer.evaluation import Candidates
 from trainer.metrics import TrainerMetrics
 from trainer.model import SequentialRecommender, to_torchscript
@@ -265,6 +265,28 @@ def test_a_broken_serving_version_does_not_block_a_good_candidate(
     assert "serving" not in report.quality
     assert serving_version(config) == report.stored.manifest.version
     assert any("cannot be loaded" in r.getMessage() for r in caplog.records)
+
+
+def test_a_registry_out_of_reach_fails_the_run_retriably_rather_than_skip_the_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = successor_snapshot(tmp_path / "snapshots" / "s1")
+    config = settings(tmp_path)
+    served = accepted_run(config, snapshot)
+
+    def unreachable(*args: object) -> None:
+        raise ArtifactError("cannot read SERVING: endpoint timed out", retriable=True)
+
+    monkeypatch.setattr(pipeline, "load_serving_model", unreachable)
+
+    with pytest.raises(ArtifactError) as raised:
+        accepted_run(config, snapshot)
+
+    assert raised.value.retriable
+    assert [v.name for v in list_versions(config.registry_dir)] == [
+        served.stored.manifest.version
+    ]
+    assert serving_version(config) == served.stored.manifest.version
 
 
 def test_the_serving_model_scores_the_same_products_in_another_catalogue_order(
