@@ -1,7 +1,8 @@
 """Read the customers' purchases out of a training snapshot.
 
 A snapshot is the directory ``python -m ingest snapshot`` writes:
-``{train,validation,test}.parquet`` split by event time, and ``manifest.json``.
+``{train,validation,test}.parquet`` split by event time, and ``manifest.json``
+with each file's sha256, which is checked before anything is read.
 The trainer learns from purchases only: rows whose ``event_type`` is
 ``purchase``, with a customer (non-empty ``user_id``), a product
 (``item_kind`` ``product``) and a positive quantity.
@@ -10,8 +11,10 @@ The trainer learns from purchases only: rows whose ``event_type`` is
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -94,6 +97,7 @@ def load_purchases(directory: Path) -> SnapshotPurchases:
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"unreadable snapshot manifest in {directory}") from exc
     snapshot_id = str(manifest.get("snapshot_id") or directory.name)
+    _check_digests(directory, manifest.get("sha256") or {})
 
     logs = {split: _read_split(directory / f"{split}.parquet") for split in SPLITS}
     logger.info(
@@ -102,6 +106,23 @@ def load_purchases(directory: Path) -> SnapshotPurchases:
         extra={"snapshot_id": snapshot_id, **{s: len(p) for s, p in logs.items()}},
     )
     return SnapshotPurchases(snapshot_id=snapshot_id, directory=directory, **logs)
+
+
+def _check_digests(directory: Path, digests: Mapping[str, str]) -> None:
+    """Refuse a split file whose bytes are not the ones the manifest lists."""
+    for name, expected in sorted(digests.items()):
+        digest = hashlib.sha256()
+        try:
+            with open(directory / name, "rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise SnapshotError(f"cannot read {directory / name}: {exc}") from exc
+        if digest.hexdigest() != expected:
+            raise SnapshotError(
+                f"{directory / name} has sha256 {digest.hexdigest()}, "
+                f"not the manifest's {expected}: the snapshot is damaged"
+            )
 
 
 def _read_split(path: Path) -> PurchaseLog:

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -67,4 +69,25 @@ def test_a_snapshot_missing_a_split_file_is_refused(tmp_path: Path) -> None:
     (snapshot / "test.parquet").unlink()
 
     with pytest.raises(SnapshotError):
+        load_purchases(snapshot)
+
+
+def test_a_split_file_unlike_the_manifests_digest_is_refused(tmp_path: Path) -> None:
+    snapshot = write_snapshot(
+        tmp_path / "s1",
+        {
+            "train": [event("1", "22423", 0)],
+            "test": [event("1", "22424", 9)],
+        },
+    )
+    digests = {
+        name: hashlib.sha256((snapshot / name).read_bytes()).hexdigest()
+        for name in ("train.parquet", "validation.parquet", "test.parquet")
+    }
+    manifest = json.loads((snapshot / "manifest.json").read_text())
+    (snapshot / "manifest.json").write_text(json.dumps({**manifest, "sha256": digests}))
+    load_purchases(snapshot)
+    (snapshot / "train.parquet").write_bytes((snapshot / "test.parquet").read_bytes())
+
+    with pytest.raises(SnapshotError, match=r"train\.parquet has sha256"):
         load_purchases(snapshot)
