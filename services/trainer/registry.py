@@ -207,9 +207,22 @@ class VersionOutcome:
 
 
 def verify_registry(store: ArtifactStore) -> Iterator[VersionOutcome]:
-    """Every complete version of every model, checked file by file."""
+    """Every complete version of every model, checked file by file.
+
+    The serving version is checked too when its manifest is gone, which
+    leaves it out of the complete versions: the shop is served from it. An
+    unreadable serving pointer fails as the version named ``SERVING``.
+    """
     for model_name in store.model_names():
-        for version in store.version_names(model_name):
+        versions = store.version_names(model_name)
+        try:
+            pointer = read_serving(store, model_name)
+        except ArtifactError as exc:
+            pointer = None
+            yield VersionOutcome(model_name, SERVING_FILE, Outcome.FAILED, (str(exc),))
+        if pointer is not None and pointer.version not in versions:
+            versions = sorted([*versions, pointer.version])
+        for version in versions:
             problems = verify_version(store, model_name, version)
             outcome = Outcome.FAILED if problems else Outcome.ALREADY_GOOD
             yield VersionOutcome(model_name, version, outcome, tuple(problems))

@@ -133,6 +133,30 @@ def test_a_tar_backup_into_a_missing_directory_names_that_directory(
         back_up(source, tmp_path / "missing" / "drill.tar")
 
 
+def test_a_serving_version_without_its_manifest_fails_verification(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "registry")
+    write_version(store.root, OLD)
+    stored = write_version(store.root, NEW)
+    write_serving(store, stored.manifest)
+    (stored.directory / "manifest.json").unlink()
+
+    results = list(verify_registry(store))
+
+    assert outcomes(results) == {OLD: Outcome.ALREADY_GOOD, NEW: Outcome.FAILED}
+
+
+def test_an_unreadable_serving_pointer_fails_verification(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "registry")
+    write_version(store.root, OLD)
+    store.write_bytes(f"{MODEL_NAME}/SERVING", b"garbage")
+
+    results = list(verify_registry(store))
+
+    assert outcomes(results) == {"SERVING": Outcome.FAILED, OLD: Outcome.ALREADY_GOOD}
+
+
 def test_a_tar_backup_never_overwrites_an_existing_file(tmp_path: Path) -> None:
     archive = tmp_path / "drill.tar"
     archive.write_bytes(b"an older backup")
