@@ -96,8 +96,11 @@ def load_purchases(directory: Path) -> SnapshotPurchases:
         manifest = json.loads((directory / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
         raise SnapshotError(f"unreadable snapshot manifest in {directory}") from exc
+    digests = manifest.get("sha256", {}) if isinstance(manifest, dict) else None
+    if not isinstance(digests, dict):
+        raise SnapshotError(f"malformed snapshot manifest in {directory}")
     snapshot_id = str(manifest.get("snapshot_id") or directory.name)
-    _check_digests(directory, manifest.get("sha256") or {})
+    _check_digests(directory, digests)
 
     logs = {split: _read_split(directory / f"{split}.parquet") for split in SPLITS}
     logger.info(

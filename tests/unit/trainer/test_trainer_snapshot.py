@@ -91,3 +91,14 @@ def test_a_split_file_unlike_the_manifests_digest_is_refused(tmp_path: Path) -> 
 
     with pytest.raises(SnapshotError, match=r"train\.parquet has sha256"):
         load_purchases(snapshot)
+
+
+@pytest.mark.parametrize("manifest", ["[1, 2]", '{"sha256": ["x"]}'])
+def test_a_manifest_of_the_wrong_shape_is_refused(
+    tmp_path: Path, manifest: str
+) -> None:
+    snapshot = write_snapshot(tmp_path / "s1", {"train": [event("1", "22423", 0)]})
+    (snapshot / "manifest.json").write_text(manifest)
+
+    with pytest.raises(SnapshotError, match="malformed snapshot manifest"):
+        load_purchases(snapshot)
