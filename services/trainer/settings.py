@@ -25,6 +25,8 @@ _Number = typing.TypeVar("_Number", int, float)
 _POSITIVE_FIELDS = (
     "hidden_size",
     "num_heads",
+    "num_layers",
+    "patience_epochs",
     "batch_size",
     "max_epochs",
     "cutoff",
@@ -74,6 +76,8 @@ class TrainingConfig:
             raise ValueError("learning_rate must be positive and finite")
         if not 0.0 <= self.weight_decay < math.inf:
             raise ValueError("weight_decay must be 0 or positive, and finite")
+        if not self.max_training_seconds > 0:
+            raise ValueError("max_training_seconds must be positive")
 
     def as_dict(self) -> dict[str, int | float]:
         """The fields as a JSON-ready mapping."""

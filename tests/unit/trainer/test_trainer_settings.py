@@ -67,6 +67,10 @@ def test_the_command_line_wins_over_the_environment() -> None:
         ("learning_rate", float("inf")),
         ("weight_decay", -1.0),
         ("recency_half_life_days", float("nan")),
+        ("num_layers", 0),
+        ("patience_epochs", -1),
+        ("max_training_seconds", -5.0),
+        ("max_training_seconds", float("nan")),
     ],
 )
 def test_a_hyperparameter_training_cannot_use_is_refused_by_name(
