@@ -101,6 +101,12 @@ class InferenceMetrics:
             ["reason", "answered_by"],
             registry=registry,
         )
+        self.published_records = Counter(
+            "recops_inference_published_records",
+            "Records written to a topic, by topic and outcome (delivered, failed).",
+            ["topic", "outcome"],
+            registry=registry,
+        )
         self.history_events = Counter(
             "recops_inference_history_events",
             "Ingested events read for purchase history, by outcome.",

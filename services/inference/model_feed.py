@@ -1,21 +1,58 @@
-"""Follows the model announcements and puts the newest good version in service."""
+"""Follows the model announcements and puts the newest good version in service.
+
+A version that cannot be put in service is counted and reported once on the
+alerts topic, with the reason it was refused.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from eventbus import DecodeError, decode
-from eventbus.contracts import ModelReady
+from eventbus.contracts import Alert, AlertSeverity, AlertState, ModelReady
 from inference.errors import ArtifactRejectedError
 from inference.feeds import Record, header_list
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder, ServingModel
+from inference.publish import RecordPublisher
 
 logger = logging.getLogger(__name__)
 
 ModelLoader = Callable[[ModelReady], ServingModel]
+
+REFUSAL_RULE = "ModelVersionNotLoaded"
+LOAD_ERROR = "load_error"
+
+
+def refused_version_alert(
+    ready: ModelReady, reason: str, detail: str, *, at: datetime | None = None
+) -> Alert:
+    """The alert that tells operators an announced version will not serve.
+
+    The id is the same for every report of one version, so readers can drop
+    copies.
+    """
+    alert = Alert(
+        alert_id=f"{REFUSAL_RULE}-{ready.model_name}-{ready.version}",
+        rule=REFUSAL_RULE,
+        severity=AlertSeverity.ALERT_SEVERITY_WARNING,
+        state=AlertState.ALERT_STATE_FIRING,
+        labels={
+            "service": "inference",
+            "model_name": ready.model_name,
+            "model_version": ready.version,
+            "reason": reason,
+        },
+        summary=(
+            f"{ready.model_name} {ready.version} not loaded, {reason}: {detail}; "
+            "the version in service stays"
+        ),
+    )
+    alert.at.FromDatetime(at or datetime.now(UTC))
+    return alert
 
 
 class ModelFeed:
@@ -24,7 +61,8 @@ class ModelFeed:
     Of the announcements read together, the newest is tried first; when it
     is refused, the next newest, down to the version already serving. A
     refused version is remembered and never tried again, unless it was
-    refused only because its store could not be reached.
+    refused only because its store could not be reached. Each refused
+    version is alerted on once, however often it is tried.
     """
 
     def __init__(
@@ -34,12 +72,15 @@ class ModelFeed:
         loader: ModelLoader,
         metrics: InferenceMetrics,
         model_name: str,
+        alerts: RecordPublisher,
     ) -> None:
         self._holder = holder
         self._loader = loader
         self._metrics = metrics
         self._model_name = model_name
+        self._alerts = alerts
         self._refused: set[tuple[str, str]] = set()
+        self._alerted: set[str] = set()
 
     def handle(self, records: Sequence[Record]) -> None:
         announcements = [ready for ready in map(self._decode, records) if ready]
@@ -80,11 +121,13 @@ class ModelFeed:
                 self._refused.add((ready.version, ready.sha256))
             self._metrics.model_loads.labels(exc.reason.value).inc()
             logger.warning("model version refused: %s", exc, extra=context)
+            self._alert(ready, exc.reason.value, exc.detail)
             return False
-        except Exception:  # a broken artifact must never take the service down
+        except Exception as exc:  # a broken artifact must never take the service down
             self._refused.add((ready.version, ready.sha256))
-            self._metrics.model_loads.labels("load_error").inc()
+            self._metrics.model_loads.labels(LOAD_ERROR).inc()
             logger.exception("model version failed to load", extra=context)
+            self._alert(ready, LOAD_ERROR, repr(exc))
             return False
 
         previous = self._holder.swap(model)
@@ -105,3 +148,10 @@ class ModelFeed:
             },
         )
         return True
+
+    def _alert(self, ready: ModelReady, reason: str, detail: str) -> None:
+        if ready.version in self._alerted:
+            return
+        self._alerted.add(ready.version)
+        alert = refused_version_alert(ready, reason, detail)
+        self._alerts.publish(alert.rule, alert)

@@ -36,6 +36,7 @@ from inference.history import PurchaseHistory, PurchaseHistoryFeed
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
 from inference.model_feed import ModelFeed, ModelLoader
+from inference.publish import KafkaRecordPublisher, RecordPublisher
 from inference.recommender import (
     AnswerSource,
     Recommendation,
@@ -52,7 +53,10 @@ HEALTH_SERVICES = ("", SERVICE_NAME)
 HEALTH_POLL_SECONDS = 0.2
 NOTHING_TO_ANSWER = "no model has loaded and no purchase has been seen yet"
 
+PUBLISH_CLOSE_SECONDS = 2.0
+
 RecordSources = Mapping[Topic, Callable[[], RecordSource]]
+RecordPublishers = Mapping[Topic, Callable[[], RecordPublisher]]
 
 # The generated gRPC module carries no annotations; give its one entry a type.
 _add_storefront_servicer: Callable[[StorefrontService, grpc.aio.Server], None] = (
@@ -73,7 +77,8 @@ class InferenceServer:
     """Serves Recommend over gRPC from the newest good model and live history.
 
     ``record_sources`` replaces the Kafka reader of a topic (model-ready,
-    ingested events) and ``model_loader`` the artifact loader, for tests.
+    ingested events), ``record_publishers`` the Kafka writer of one
+    (alerts) and ``model_loader`` the artifact loader, for tests.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class InferenceServer:
         *,
         registry: CollectorRegistry | None = None,
         record_sources: RecordSources | None = None,
+        record_publishers: RecordPublishers | None = None,
         model_loader: ModelLoader | None = None,
     ) -> None:
         self.settings = settings
@@ -112,6 +118,7 @@ class InferenceServer:
             for topic in (Topic.MODEL_READY, Topic.INGESTED_EVENTS)
         }
         sources.update(record_sources or {})
+        self._publishers = self._build_publishers(kafka, record_publishers or {})
         loader = model_loader or functools.partial(load_model, device=self.device)
         self._tails = self._build_tails(sources, loader)
         self._health: health.aio.HealthServicer | None = None
@@ -119,6 +126,19 @@ class InferenceServer:
         self._endpoint: ServiceEndpoint | None = None
         self._health_watch: asyncio.Task[None] | None = None
         self._stopping = False
+
+    def _build_publishers(
+        self, kafka: KafkaSettings, replacements: RecordPublishers
+    ) -> dict[Topic, RecordPublisher]:
+        publishers: dict[Topic, RecordPublisher] = {}
+        for topic in (Topic.ALERTS,):
+            replacement = replacements.get(topic)
+            publishers[topic] = (
+                replacement()
+                if replacement is not None
+                else KafkaRecordPublisher(kafka, topic, self.metrics)
+            )
+        return publishers
 
     def _build_tails(
         self, sources: RecordSources, loader: ModelLoader
@@ -128,6 +148,7 @@ class InferenceServer:
             loader=loader,
             metrics=self.metrics,
             model_name=self.settings.model_name,
+            alerts=self._publishers[Topic.ALERTS],
         )
         history_feed = PurchaseHistoryFeed(self.history, self.metrics)
         return [
@@ -275,5 +296,7 @@ class InferenceServer:
         # TODO(#5): the interpreter still joins that thread at exit, so a model
         # that never returns keeps the process from ending.
         self._scoring_executor.shutdown(wait=False, cancel_futures=True)
+        for publisher in self._publishers.values():
+            publisher.close(PUBLISH_CLOSE_SECONDS)
         if self._endpoint is not None:
             self._endpoint.stop()

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import torch
+from google.protobuf.message import Message as ProtoMessage
 from prometheus_client import CollectorRegistry
 
 from eventbus import encode
@@ -204,3 +205,17 @@ def count(registry: CollectorRegistry, name: str, **labels: str) -> float:
     """The current value of one metric sample; 0 when never incremented."""
     value = registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+class RecordedPublisher:
+    """A topic writer in memory: keeps every ``(key, message)`` published."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, ProtoMessage]] = []
+        self.closed = False
+
+    def publish(self, key: str, message: ProtoMessage) -> None:
+        self.records.append((key, message))
+
+    def close(self, timeout_seconds: float) -> None:
+        self.closed = True

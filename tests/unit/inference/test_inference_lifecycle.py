@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from inference_fakes import (
     FakeRecord,
     GatedScorer,
+    RecordedPublisher,
     ScoreFunction,
     announced,
     count,
@@ -82,6 +83,7 @@ class Harness:
         self.registry = CollectorRegistry()
         self.models = QueueSource()
         self.events = QueueSource()
+        self.alerts = RecordedPublisher()
         settings = InferenceSettings(
             grpc_port=0,
             metrics_port=0,
@@ -98,6 +100,7 @@ class Harness:
                 Topic.MODEL_READY: lambda: self.models,
                 Topic.INGESTED_EVENTS: lambda: self.events,
             },
+            record_publishers={Topic.ALERTS: lambda: self.alerts},
             model_loader=ScorersByVersion(scorers),
         )
         self.channel: grpc.aio.Channel | None = None

@@ -12,6 +12,7 @@ BOUNDED_LABELS = {
     "answered_by",
     "source",
     "outcome",
+    "topic",
     "model_name",
     "version",
     "previous_version",
@@ -29,6 +30,7 @@ def families() -> list[Metric]:
     metrics.fallbacks.labels("no_history", "popularity").inc()
     metrics.dropped_requests.labels("cancelled").inc()
     metrics.history_events.labels("recorded").inc()
+    metrics.published_records.labels("alerts", "delivered").inc()
     metrics.answering.labels("model").set(1)
     return list(registry.collect())
 
@@ -64,6 +66,7 @@ def test_the_metrics_the_operators_read_are_all_there() -> None:
         ("recops_inference_fallbacks", "counter"),
         ("recops_inference_shed_requests", "counter"),
         ("recops_inference_dropped_requests", "counter"),
+        ("recops_inference_published_records", "counter"),
     }
 
     assert expected <= {(family.name, family.type) for family in families()}

@@ -1,14 +1,22 @@
 import pytest
 import torch
-from inference_fakes import ArtifactMaker, FakeRecord, announced, count, serving_model
+from inference_fakes import (
+    ArtifactMaker,
+    FakeRecord,
+    FixedScores,
+    RecordedPublisher,
+    announced,
+    count,
+    serving_model,
+)
 from prometheus_client import CollectorRegistry
 
-from eventbus.contracts import ModelReady
+from eventbus.contracts import Alert, AlertState, ModelReady
 from inference.artifact import artifact_path, load_model
 from inference.errors import ArtifactRejectedError, RejectionReason
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder, ServingModel
-from inference.model_feed import ModelFeed
+from inference.model_feed import REFUSAL_RULE, ModelFeed, ModelLoader
 
 NAME = "sequential-recommender"
 
@@ -37,14 +45,27 @@ def announcements(*versions: str, model_name: str = NAME) -> list[FakeRecord]:
 
 
 def feed_with(
-    loader: FakeLoader | None, metrics: InferenceMetrics, holder: ModelHolder
+    loader: ModelLoader | None,
+    metrics: InferenceMetrics,
+    holder: ModelHolder,
+    alerts: RecordedPublisher | None = None,
 ) -> ModelFeed:
     return ModelFeed(
         holder=holder,
         loader=loader if loader is not None else FakeLoader(),
         metrics=metrics,
         model_name=NAME,
+        alerts=alerts if alerts is not None else RecordedPublisher(),
     )
+
+
+def alerts_in(publisher: RecordedPublisher) -> list[Alert]:
+    alerts = []
+    for key, message in publisher.records:
+        assert isinstance(message, Alert)
+        assert key == message.rule
+        alerts.append(message)
+    return alerts
 
 
 def serving_version(holder: ModelHolder) -> str | None:
@@ -171,9 +192,7 @@ def test_a_loader_that_crashes_is_counted_and_the_service_keeps_its_model(
 
     holder = ModelHolder()
     feed_with(FakeLoader(), metrics, holder).handle(announcements("v1"))
-    feed = ModelFeed(
-        holder=holder, loader=crashing_loader, metrics=metrics, model_name=NAME
-    )
+    feed = feed_with(crashing_loader, metrics, holder)
 
     feed.handle(announcements("v2"))
 
@@ -200,12 +219,9 @@ def test_a_damaged_artifact_on_disk_never_serves(
         path.write_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
     else:
         path.unlink()
-    holder = ModelHolder()
-    feed = ModelFeed(
-        holder=holder,
-        loader=lambda ready: load_model(ready, torch.device("cpu")),
-        metrics=metrics,
-        model_name=NAME,
+    holder, alerts = ModelHolder(), RecordedPublisher()
+    feed = feed_with(
+        lambda ready: load_model(ready, torch.device("cpu")), metrics, holder, alerts
     )
 
     feed.handle([announced(good, 0)])
@@ -217,6 +233,9 @@ def test_a_damaged_artifact_on_disk_never_serves(
         for reason in RejectionReason
     )
     assert refused == 1
+    [alert] = alerts_in(alerts)
+    assert alert.labels["model_version"] == bad.version
+    assert alert.labels["reason"] in {reason.value for reason in RejectionReason}
 
 
 def test_a_version_whose_store_was_unreachable_is_tried_again(
@@ -233,10 +252,100 @@ def test_a_version_whose_store_was_unreachable_is_tried_again(
             )
         return FakeLoader()(ready)
 
-    feed = ModelFeed(holder=holder, loader=loader, metrics=metrics, model_name=NAME)
+    feed = feed_with(loader, metrics, holder)
 
     feed.handle(announcements("v2"))
     feed.handle(announcements("v2"))
 
     assert attempts == ["v2", "v2"]
     assert serving_version(holder) == "v2"
+
+
+def test_a_refused_version_is_alerted_once_with_its_version_and_reason(
+    metrics: InferenceMetrics,
+) -> None:
+    alerts = RecordedPublisher()
+    feed = feed_with(FakeLoader(bad_versions={"v2"}), metrics, ModelHolder(), alerts)
+
+    feed.handle(announcements("v2"))
+    feed.handle(announcements("v2"))
+
+    [alert] = alerts_in(alerts)
+    assert alert.rule == REFUSAL_RULE
+    assert alert.state == AlertState.ALERT_STATE_FIRING
+    assert alert.alert_id == f"{REFUSAL_RULE}-{NAME}-v2"
+    assert alert.labels["service"] == "inference"
+    assert alert.labels["model_version"] == "v2"
+    assert alert.labels["reason"] == RejectionReason.CHECKSUM_MISMATCH.value
+    assert "v2" in alert.summary
+    assert "flipped" in alert.summary
+
+
+def test_each_refused_version_gets_its_own_alert(metrics: InferenceMetrics) -> None:
+    alerts = RecordedPublisher()
+    loader = FakeLoader(bad_versions={"v2", "v3"})
+    feed = feed_with(loader, metrics, ModelHolder(), alerts)
+
+    feed.handle(announcements("v1", "v2", "v3"))
+
+    versions = [alert.labels["model_version"] for alert in alerts_in(alerts)]
+    assert versions == ["v3", "v2"]
+
+
+def test_a_loaded_version_raises_no_alert(metrics: InferenceMetrics) -> None:
+    alerts = RecordedPublisher()
+    feed = feed_with(FakeLoader(), metrics, ModelHolder(), alerts)
+
+    feed.handle(announcements("v1", "v2"))
+
+    assert alerts.records == []
+
+
+def test_a_loader_that_crashes_is_alerted_as_a_load_error(
+    metrics: InferenceMetrics,
+) -> None:
+    def crashing_loader(ready: ModelReady) -> ServingModel:
+        raise MemoryError("out of memory while loading")
+
+    alerts = RecordedPublisher()
+    feed = feed_with(crashing_loader, metrics, ModelHolder(), alerts)
+
+    feed.handle(announcements("v2"))
+
+    [alert] = alerts_in(alerts)
+    assert alert.labels["reason"] == "load_error"
+    assert "out of memory" in alert.summary
+
+
+def test_a_store_unreachable_twice_is_alerted_once(metrics: InferenceMetrics) -> None:
+    def unreachable(ready: ModelReady) -> ServingModel:
+        raise ArtifactRejectedError(
+            RejectionReason.MISSING, "store unreachable", retriable=True
+        )
+
+    alerts = RecordedPublisher()
+    feed = feed_with(unreachable, metrics, ModelHolder(), alerts)
+
+    feed.handle(announcements("v2"))
+    feed.handle(announcements("v2"))
+
+    [alert] = alerts_in(alerts)
+    assert alert.labels["reason"] == RejectionReason.MISSING.value
+
+
+def test_an_artifact_that_fails_its_smoke_test_is_alerted(
+    make_artifact: ArtifactMaker, metrics: InferenceMetrics
+) -> None:
+    nan_scores = FixedScores([float("nan")] * 8)
+    bad = make_artifact("20261204T190102Z-00000002", module=nan_scores)
+    holder, alerts = ModelHolder(), RecordedPublisher()
+    feed = feed_with(
+        lambda ready: load_model(ready, torch.device("cpu")), metrics, holder, alerts
+    )
+
+    feed.handle([announced(bad, 0)])
+
+    assert holder.current is None
+    [alert] = alerts_in(alerts)
+    assert alert.labels["model_version"] == bad.version
+    assert alert.labels["reason"] == RejectionReason.SMOKE_TEST_FAILED.value
