@@ -15,6 +15,7 @@ from recops.v1.events_pb2 import (
     DrillResult,
     DrillVerdict,
     ModelReady,
+    ServedRecommendation,
     TermCount,
     UserProfile,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "DrillResult",
     "DrillVerdict",
     "ModelReady",
+    "ServedRecommendation",
     "TermCount",
     "UserProfile",
 ]

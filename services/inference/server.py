@@ -76,9 +76,10 @@ def scoring_device(setting: str) -> torch.device:
 class InferenceServer:
     """Serves Recommend over gRPC from the newest good model and live history.
 
-    ``record_sources`` replaces the Kafka reader of a topic (model-ready,
-    ingested events), ``record_publishers`` the Kafka writer of one
-    (alerts) and ``model_loader`` the artifact loader, for tests.
+    For tests, ``record_sources`` replaces the Kafka reader of a topic
+    (model-ready, ingested events), ``record_publishers`` the Kafka writer
+    of one (alerts, served recommendations) and ``model_loader`` the
+    artifact loader.
     """
 
     def __init__(
@@ -131,7 +132,7 @@ class InferenceServer:
         self, kafka: KafkaSettings, replacements: RecordPublishers
     ) -> dict[Topic, RecordPublisher]:
         publishers: dict[Topic, RecordPublisher] = {}
-        for topic in (Topic.ALERTS,):
+        for topic in (Topic.ALERTS, Topic.SERVED_RECOMMENDATIONS):
             replacement = replacements.get(topic)
             publishers[topic] = (
                 replacement()
@@ -219,7 +220,12 @@ class InferenceServer:
         # Without SO_REUSEPORT a second server on the same port fails to start
         # instead of silently sharing the port.
         self._grpc = server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        _add_storefront_servicer(StorefrontService(self.batcher, self.metrics), server)
+        storefront = StorefrontService(
+            self.batcher,
+            self.metrics,
+            served=self._publishers[Topic.SERVED_RECOMMENDATIONS],
+        )
+        _add_storefront_servicer(storefront, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

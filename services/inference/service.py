@@ -1,4 +1,9 @@
-"""The ``recops.v1.Storefront`` gRPC service, and the one map to status codes."""
+"""The ``recops.v1.Storefront`` gRPC service, and the one map to status codes.
+
+Every Recommend answer is also published to the served-recommendations
+topic, without waiting for it: a record that cannot be published is counted
+and never fails the call.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import grpc
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
+from eventbus.contracts import ServedRecommendation
+from eventbus.topics import Topic
 from inference.batching import MicroBatcher
 from inference.errors import (
     ArtifactRejectedError,
@@ -24,6 +32,7 @@ from inference.errors import (
     UnsupportedError,
 )
 from inference.metrics import InferenceMetrics
+from inference.publish import FAILED, RecordPublisher
 from inference.recommender import Recommendation, ShopperQuery
 from inference.validation import check_recommend_request, check_search
 
@@ -56,11 +65,21 @@ def status_code_of(error: BaseException) -> grpc.StatusCode:
 
 
 class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
-    """Answers Recommend through a batcher; Search is not served yet."""
+    """Answers Recommend through a batcher; Search is not served yet.
 
-    def __init__(self, batcher: RecommendBatcher, metrics: InferenceMetrics) -> None:
+    ``served`` receives each Recommend answer as a ServedRecommendation.
+    """
+
+    def __init__(
+        self,
+        batcher: RecommendBatcher,
+        metrics: InferenceMetrics,
+        *,
+        served: RecordPublisher,
+    ) -> None:
         self._batcher = batcher
         self._metrics = metrics
+        self._served = served
 
     async def Recommend(
         self,
@@ -81,6 +100,7 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
                 query, time_left_seconds=context.time_remaining()
             )
             self._count_fallback(recommendation)
+            self._publish_served(query, recommendation)
             return to_response(recommendation, request_id)
 
         return await self._answer("Recommend", context, request_id, answer)
@@ -128,6 +148,22 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
                 recommendation.fallback_reason.value, recommendation.source.value
             ).inc()
 
+    def _publish_served(
+        self, query: ShopperQuery, recommendation: Recommendation
+    ) -> None:
+        """Queue the answer for the served topic; a failure only counts."""
+        try:
+            record = served_record(query, recommendation)
+            self._served.publish(query.user_id, record)
+        except Exception:  # the shopper gets the answer whatever the topic does
+            self._metrics.published_records.labels(
+                Topic.SERVED_RECOMMENDATIONS.value, FAILED
+            ).inc()
+            logger.exception(
+                "served recommendation not published",
+                extra={"request_id": query.request_id},
+            )
+
     @staticmethod
     def _log_failure(
         method: str, request_id: str, code: grpc.StatusCode, error: Exception
@@ -154,3 +190,25 @@ def to_response(
         request_id=request_id,
         fallback=recommendation.fallback,
     )
+
+
+def served_record(
+    query: ShopperQuery,
+    recommendation: Recommendation,
+    *,
+    at: datetime | None = None,
+) -> ServedRecommendation:
+    """The record of one answer on the served-recommendations topic."""
+    reason = recommendation.fallback_reason
+    record = ServedRecommendation(
+        request_id=query.request_id,
+        user_id=query.user_id,
+        item_ids=[item.item_id for item in recommendation.items],
+        scores=[item.score for item in recommendation.items],
+        model_version=recommendation.model_version,
+        answered_by=recommendation.source.value,
+        fallback=recommendation.fallback,
+        fallback_reason=reason.value if reason is not None else "",
+    )
+    record.served_at.FromDatetime(at or datetime.now(UTC))
+    return record

@@ -84,6 +84,7 @@ class Harness:
         self.models = QueueSource()
         self.events = QueueSource()
         self.alerts = RecordedPublisher()
+        self.served = RecordedPublisher()
         settings = InferenceSettings(
             grpc_port=0,
             metrics_port=0,
@@ -100,7 +101,10 @@ class Harness:
                 Topic.MODEL_READY: lambda: self.models,
                 Topic.INGESTED_EVENTS: lambda: self.events,
             },
-            record_publishers={Topic.ALERTS: lambda: self.alerts},
+            record_publishers={
+                Topic.ALERTS: lambda: self.alerts,
+                Topic.SERVED_RECOMMENDATIONS: lambda: self.served,
+            },
             model_loader=ScorersByVersion(scorers),
         )
         self.channel: grpc.aio.Channel | None = None

@@ -6,10 +6,11 @@ from typing import Any
 
 import grpc
 import pytest
-from inference_fakes import GatedScorer, count, serving_model
+from inference_fakes import GatedScorer, RecordedPublisher, count, serving_model
 from prometheus_client import CollectorRegistry
 from recops.v1 import storefront_pb2, storefront_pb2_grpc
 
+from eventbus.contracts import ServedRecommendation
 from inference.errors import (
     ArtifactRejectedError,
     DeadlineExceededError,
@@ -22,6 +23,7 @@ from inference.errors import (
 from inference.history import PurchaseHistory
 from inference.metrics import InferenceMetrics
 from inference.model import ModelHolder
+from inference.publish import RecordPublisher
 from inference.recommender import Recommender
 from inference.service import RecommendBatcher, StorefrontService, status_code_of
 
@@ -51,9 +53,13 @@ def test_each_error_maps_to_the_status_a_caller_can_act_on(
 
 @contextlib.asynccontextmanager
 async def serving(
-    metrics: InferenceMetrics, recommender: Recommender, **batcher_options: Any
+    metrics: InferenceMetrics,
+    recommender: Recommender,
+    served: RecordPublisher | None = None,
+    **batcher_options: Any,
 ) -> AsyncIterator[tuple[storefront_pb2_grpc.StorefrontStub, RecommendBatcher]]:
     """The storefront on a free local port, a stub calling it, and its batcher."""
+    served = served if served is not None else RecordedPublisher()
     options = {"max_batch_size": 8, "max_delay_seconds": 0.0, **batcher_options}
     server = grpc.aio.server()
     with ThreadPoolExecutor(1) as executor:
@@ -61,7 +67,7 @@ async def serving(
             recommender.recommend_batch, executor=executor, metrics=metrics, **options
         )
         storefront_pb2_grpc.add_StorefrontServicer_to_server(
-            StorefrontService(batcher, metrics), server
+            StorefrontService(batcher, metrics, served=served), server
         )
         port = server.add_insecure_port("127.0.0.1:0")
         await batcher.start()
@@ -75,12 +81,15 @@ async def serving(
 
 
 def call_in_process(
-    metrics: InferenceMetrics, recommender: Recommender, call: Call
+    metrics: InferenceMetrics,
+    recommender: Recommender,
+    call: Call,
+    served: RecordPublisher | None = None,
 ) -> object:
     """Serve the storefront and make one call to it."""
 
     async def serve_and_call() -> object:
-        async with serving(metrics, recommender) as (stub, _):
+        async with serving(metrics, recommender, served) as (stub, _):
             return await call(stub)
 
     return asyncio.run(serve_and_call())
@@ -296,3 +305,104 @@ def test_a_full_queue_is_answered_resource_exhausted_and_cancelling_frees_a_slot
         count(registry, "recops_inference_dropped_requests_total", reason="cancelled")
         == 1
     )
+
+
+def recommend_for(user_id: str, k: int = 3) -> Call:
+    async def recommend(stub: storefront_pb2_grpc.StorefrontStub) -> object:
+        request = storefront_pb2.RecommendRequest(user_id=user_id, k=k)
+        return await stub.Recommend(request, timeout=5)
+
+    return recommend
+
+
+def served_records(served: RecordedPublisher) -> list[ServedRecommendation]:
+    records = []
+    for key, message in served.records:
+        assert isinstance(message, ServedRecommendation)
+        assert key == message.user_id
+        records.append(message)
+    return records
+
+
+def test_each_recommend_answer_is_published_as_it_was_served(
+    metrics: InferenceMetrics,
+) -> None:
+    served = RecordedPublisher()
+
+    response = call_in_process(
+        metrics, shop_recommender(), recommend_for("17850"), served
+    )
+
+    assert isinstance(response, storefront_pb2.RecommendResponse)
+    [record] = served_records(served)
+    assert record.request_id == response.request_id
+    assert record.user_id == "17850"
+    assert list(record.item_ids) == [item.item_id for item in response.items]
+    assert list(record.scores) == pytest.approx([i.score for i in response.items])
+    assert record.model_version == response.model_version
+    assert record.answered_by == "model"
+    assert not record.fallback
+    assert record.fallback_reason == ""
+    assert record.served_at.seconds > 0
+
+
+def test_a_fallback_answer_is_published_with_what_answered_and_why(
+    metrics: InferenceMetrics,
+) -> None:
+    history = PurchaseHistory(max_items_per_user=5)
+    history.record("12583", "22752")
+    served = RecordedPublisher()
+
+    call_in_process(
+        metrics, Recommender(ModelHolder(), history), recommend_for("17850"), served
+    )
+
+    [record] = served_records(served)
+    assert record.fallback
+    assert record.answered_by == "popularity"
+    assert record.fallback_reason == "no_model"
+    assert record.model_version == "popularity"
+
+
+class BrokenPublisher:
+    """A topic writer that fails every record, as a broken producer might."""
+
+    def publish(self, key: str, message: object) -> None:
+        raise RuntimeError("producer is gone")
+
+    def close(self, timeout_seconds: float) -> None:
+        pass
+
+
+def test_a_record_that_cannot_be_published_is_counted_and_the_call_answered(
+    metrics: InferenceMetrics, registry: CollectorRegistry
+) -> None:
+    response = call_in_process(
+        metrics,
+        shop_recommender(),
+        recommend_for("17850"),
+        BrokenPublisher(),
+    )
+
+    assert isinstance(response, storefront_pb2.RecommendResponse)
+    assert len(response.items) == 3
+    published = count(
+        registry,
+        "recops_inference_published_records_total",
+        topic="served-recommendations",
+        outcome="failed",
+    )
+    assert published == 1
+
+
+def test_a_refused_request_publishes_nothing(metrics: InferenceMetrics) -> None:
+    served = RecordedPublisher()
+
+    async def recommend(stub: storefront_pb2_grpc.StorefrontStub) -> object:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await recommend_for("17850", k=0)(stub)
+        return None
+
+    call_in_process(metrics, shop_recommender(), recommend, served)
+
+    assert served.records == []
