@@ -4,6 +4,7 @@ InferenceError          root; ``retriable`` says whether to try again
 ├── SettingsError       a setting cannot be read; fix the environment
 ├── InvalidRequestError the caller asked for something malformed; fix the request
 ├── NotReadyError       nothing to answer with yet; retry shortly
+│   └── NoSearchIndexError no search index is loaded; retry later
 ├── OverloadedError     too many requests wait already; retry after a pause
 ├── DeadlineExceededError the caller's deadline passed before scoring; give up
 ├── UnsupportedError    the method is not served by this version
@@ -36,6 +37,10 @@ class NotReadyError(InferenceError):
     """Neither a model nor any purchase is known yet, so nothing can be ranked."""
 
     retriable = True
+
+
+class NoSearchIndexError(NotReadyError):
+    """Search was asked, but no product index has been loaded to answer it."""
 
 
 class OverloadedError(InferenceError):

@@ -89,6 +89,11 @@ class InferenceMetrics:
             ["source"],
             registry=registry,
         )
+        self.search_index_loaded = Gauge(
+            "recops_inference_search_index_loaded",
+            "1 while a product search index answers Search, else 0.",
+            registry=registry,
+        )
         self.model_loads = Counter(
             "recops_inference_model_loads",
             "Announced model versions tried, by outcome (loaded or why refused).",

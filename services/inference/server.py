@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from inference.recommender import (
     ServingStatus,
     ShopperQuery,
 )
+from inference.search import LoadedSearchIndex, Searcher
 from inference.service import SERVICE_NAME, StorefrontService
 from inference.settings import InferenceSettings
 
@@ -79,7 +81,8 @@ class InferenceServer:
     For tests, ``record_sources`` replaces the Kafka reader of a topic
     (model-ready, ingested events), ``record_publishers`` the Kafka writer
     of one (alerts, served recommendations) and ``model_loader`` the
-    artifact loader.
+    artifact loader. ``search_index`` answers Search; without one, Search
+    answers UNAVAILABLE.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class InferenceServer:
         record_sources: RecordSources | None = None,
         record_publishers: RecordPublishers | None = None,
         model_loader: ModelLoader | None = None,
+        search_index: LoadedSearchIndex | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -114,6 +118,9 @@ class InferenceServer:
             max_queue_size=settings.max_queue_size,
             concurrent_batches=settings.scoring_threads,
         )
+        self._search_executor = ThreadPoolExecutor(1, thread_name_prefix="search")
+        self.searcher = Searcher(search_index, self._search_executor)
+        self.metrics.search_index_loaded.set(0 if search_index is None else 1)
         sources: dict[Topic, Callable[[], RecordSource]] = {
             topic: functools.partial(KafkaRecordSource, kafka, kafka.topic(topic))
             for topic in (Topic.MODEL_READY, Topic.INGESTED_EVENTS)
@@ -224,6 +231,7 @@ class InferenceServer:
             self.batcher,
             self.metrics,
             served=self._publishers[Topic.SERVED_RECOMMENDATIONS],
+            searcher=self.searcher,
         )
         _add_storefront_servicer(storefront, server)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -284,13 +292,19 @@ class InferenceServer:
             return "shutting down"
         return None if self.recommender.status().can_answer else NOTHING_TO_ANSWER
 
+    def status_json(self) -> str:
+        """What answers Recommend, and which search index answers Search."""
+        status = json.loads(self.recommender.status().to_json())
+        status["search_index_version"] = self.searcher.version
+        return json.dumps(status)
+
     def _start_metrics_endpoint(self) -> None:
         self._endpoint = ServiceEndpoint(
             self.settings.metrics_port,
             self.registry,
             live=lambda: None,
             ready=self.readiness_problem,
-            status=lambda: self.recommender.status().to_json(),
+            status=self.status_json,
             host=self.settings.metrics_host,
         ).start()
         self.metrics_port = self._endpoint.port
@@ -302,6 +316,7 @@ class InferenceServer:
         # TODO(#5): the interpreter still joins that thread at exit, so a model
         # that never returns keeps the process from ending.
         self._scoring_executor.shutdown(wait=False, cancel_futures=True)
+        self._search_executor.shutdown(wait=False, cancel_futures=True)
         for publisher in self._publishers.values():
             publisher.close(PUBLISH_CLOSE_SECONDS)
         if self._endpoint is not None:

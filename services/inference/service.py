@@ -26,6 +26,7 @@ from inference.errors import (
     DeadlineExceededError,
     InferenceError,
     InvalidRequestError,
+    NoSearchIndexError,
     NotReadyError,
     OverloadedError,
     SettingsError,
@@ -34,6 +35,7 @@ from inference.errors import (
 from inference.metrics import InferenceMetrics
 from inference.publish import FAILED, RecordPublisher
 from inference.recommender import Recommendation, ShopperQuery
+from inference.search import NO_SEARCH_INDEX, Searcher, SearchResult
 from inference.validation import check_recommend_request, check_search
 
 logger = logging.getLogger(__name__)
@@ -65,9 +67,10 @@ def status_code_of(error: BaseException) -> grpc.StatusCode:
 
 
 class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
-    """Answers Recommend through a batcher; Search is not served yet.
+    """Answers Recommend through a batcher and Search from a product index.
 
     ``served`` receives each Recommend answer as a ServedRecommendation.
+    Without a ``searcher``, Search answers UNAVAILABLE.
     """
 
     def __init__(
@@ -76,10 +79,12 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
         metrics: InferenceMetrics,
         *,
         served: RecordPublisher,
+        searcher: Searcher | None = None,
     ) -> None:
         self._batcher = batcher
         self._metrics = metrics
         self._served = served
+        self._searcher = searcher
 
     async def Recommend(
         self,
@@ -110,11 +115,16 @@ class StorefrontService(storefront_pb2_grpc.StorefrontServicer):
         request: storefront_pb2.SearchRequest,
         context: grpc.aio.ServicerContext,
     ) -> storefront_pb2.SearchResponse:
+        request_id = uuid.uuid4().hex
+
         async def answer() -> storefront_pb2.SearchResponse:
             check_search(request)
-            raise UnsupportedError("Search is not served by this version")
+            if self._searcher is None:
+                raise NoSearchIndexError(NO_SEARCH_INDEX)
+            result = await self._searcher.search(request.query, request.k)
+            return to_search_response(result, request_id)
 
-        return await self._answer("Search", context, uuid.uuid4().hex, answer)
+        return await self._answer("Search", context, request_id, answer)
 
     async def _answer(
         self,
@@ -189,6 +199,20 @@ def to_response(
         model_version=recommendation.model_version,
         request_id=request_id,
         fallback=recommendation.fallback,
+    )
+
+
+def to_search_response(
+    result: SearchResult, request_id: str
+) -> storefront_pb2.SearchResponse:
+    """The wire form of a Search answer."""
+    return storefront_pb2.SearchResponse(
+        items=[
+            storefront_pb2.ScoredItem(item_id=product_id, score=score)
+            for product_id, score in result.items
+        ],
+        model_version=result.version,
+        request_id=request_id,
     )
 
 

@@ -232,6 +232,7 @@ def test_serving_from_the_previous_version_shows_in_status_and_metrics() -> None
             "model_version": BROKEN,
             "previous_version": GOOD,
             "fallback_reason": "non_finite_scores",
+            "search_index_version": None,
         }
         assert (
             count(

@@ -221,7 +221,7 @@ def test_a_request_with_a_field_the_contract_lacks_is_invalid_argument(
     )
 
 
-def test_a_search_request_is_checked_before_being_answered_unimplemented(
+def test_a_search_request_is_checked_before_it_is_answered(
     metrics: InferenceMetrics,
 ) -> None:
     async def search_too_long(stub: storefront_pb2_grpc.StorefrontStub) -> object:
@@ -239,7 +239,9 @@ def test_a_search_request_is_checked_before_being_answered_unimplemented(
     assert error.details() == "query may be at most 512 characters, got 800"
 
 
-def test_search_is_answered_unimplemented(metrics: InferenceMetrics) -> None:
+def test_search_without_an_index_is_answered_unavailable(
+    metrics: InferenceMetrics,
+) -> None:
     async def search(stub: storefront_pb2_grpc.StorefrontStub) -> object:
         try:
             await stub.Search(storefront_pb2.SearchRequest(query="lantern", k=3))
@@ -248,7 +250,7 @@ def test_search_is_answered_unimplemented(metrics: InferenceMetrics) -> None:
         return None
 
     assert call_in_process(metrics, shop_recommender(), search) is (
-        grpc.StatusCode.UNIMPLEMENTED
+        grpc.StatusCode.UNAVAILABLE
     )
 
 
