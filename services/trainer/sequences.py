@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -134,15 +134,12 @@ def training_windows(
     inputs: list[list[int]] = []
     labels: list[list[int]] = []
     for history in histories:
-        end = len(history)
-        while end >= 2:
+        for window in label_windows(len(history), max_len):
+            end = window.stop
             inputs.append(
                 left_pad(history[max(0, end - 1 - history_len) : end - 1], history_len)
             )
-            labels.append(
-                left_pad(history[max(1, end - max_len) : end], max_len, IGNORE_LABEL)
-            )
-            end -= max_len
+            labels.append(left_pad(history[window.start : end], max_len, IGNORE_LABEL))
     if not inputs:
         raise SnapshotError("no customer has two purchases in the training split")
     return torch.tensor(inputs), torch.tensor(labels)
@@ -169,17 +166,14 @@ def future_purchases(
     unlabelled = [IGNORE_LABEL] * horizon
     futures: list[list[list[int]]] = []
     for n, history in enumerate(histories):
-        end = len(history)
-        while end >= 2:
+        for window in label_windows(len(history), max_len):
             rows = [
                 _right_pad(history[j : j + horizon], horizon)
                 if weights is None or weights[n][j] > 0
                 else unlabelled
-                for j in range(max(1, end - max_len), end)
+                for j in window
             ]
-            padding = [unlabelled] * (max_len - len(rows))
-            futures.append(padding + rows)
-            end -= max_len
+            futures.append([unlabelled] * (max_len - len(rows)) + rows)
     return torch.tensor(futures, dtype=torch.long).reshape(-1, max_len, horizon)
 
 
@@ -191,12 +185,23 @@ def label_weights(weights: Sequence[list[float]], max_len: int) -> torch.Tensor:
     """
     rows: list[list[float]] = []
     for history in weights:
-        end = len(history)
-        while end >= 2:
-            row = history[max(1, end - max_len) : end]
+        for window in label_windows(len(history), max_len):
+            row = history[window.start : window.stop]
             rows.append([0.0] * (max_len - len(row)) + row)
-            end -= max_len
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, max_len)
+
+
+def label_windows(length: int, max_len: int) -> Iterator[range]:
+    """The label positions of each training window of a history, last first.
+
+    A history is cut from its end into windows of at most ``max_len``
+    labels; position 0, a customer's first purchase, is never a label, so
+    every later purchase is a label exactly once.
+    """
+    end = length
+    while end >= 2:
+        yield range(max(1, end - max_len), end)
+        end -= max_len
 
 
 def _right_pad(items: list[int], length: int) -> list[int]:
